@@ -490,7 +490,7 @@ export function loadMultiboot(image: Uint8Array, path: string, mem: GuestMemory,
     }
   }
 
-  // Place modules page-aligned after the kernel, stepping over the info area and the PC hole.
+  // Place modules page-aligned after the kernel, stepping over the info area, the EBDA and the PC hole.
   const placed: LoadedModule[] = [];
   let cursor = alignUp(kernel.loadEnd, PAGE_SIZE);
   modules.forEach((m, i) => {
@@ -499,7 +499,8 @@ export function loadMultiboot(image: Uint8Array, path: string, mem: GuestMemory,
       const r: GpaRange = { start, end: start + m.data.length };
       if (rangesOverlap(r, info) || (r.start === r.end && r.start >= info.start && r.start < info.end)) {
         start = alignUp(info.end, PAGE_SIZE);
-      } else if (rangesOverlap(r, { start: PC_HOLE_START, end: PC_HOLE_END }) || (start >= PC_HOLE_START && start < PC_HOLE_END)) {
+      } else if (rangesOverlap(r, { start: LOW_MEM_END, end: PC_HOLE_END }) || (start >= LOW_MEM_END && start < PC_HOLE_END)) {
+        // Not in the PC hole, nor in the EBDA below it that the memory map reports as reserved.
         start = PC_HOLE_END;
       } else break;
     }
