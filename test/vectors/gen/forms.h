@@ -485,3 +485,27 @@ F(DFR, 64, 0, "std")
     FQ(HAS_ADX, G, 64, 0, op " r9, qword ptr [rsi]")
 ADX("adcx")
 ADX("adox")
+
+/* ======================================================================= */
+#undef FAMILY
+#define FAMILY "prefix"
+
+/* decoder corner cases: prefix order / redundant and ignored prefixes */
+FN("add al, cl (empty rex 40)", G, 8, 0, ".byte 0x40, 0x00, 0xc8")
+FN("add rax, rbx (66 48: rex.w wins over 66)", G, 64, 0, ".byte 0x66, 0x48, 0x01, 0xd8")
+FN("add ax, bx (48 66: rex not last, ignored)", G, 16, 0, ".byte 0x48, 0x66, 0x01, 0xd8")
+FN("add ax, bx (66 66)", G, 16, 0, ".byte 0x66, 0x66, 0x01, 0xd8")
+FN("add eax, ebx (2e cs prefix)", G, 32, 0, ".byte 0x2e, 0x01, 0xd8")
+FN("add eax, ebx (3e ds prefix)", G, 32, 0, ".byte 0x3e, 0x01, 0xd8")
+FN("add dword ptr [rdi], ebx (26 es prefix, ignored in 64-bit mode)", G, 32, 0, ".byte 0x26, 0x01, 0x1f")
+FN("add qword ptr [rsi], rbx (36 ss prefix, ignored in 64-bit mode)", G, 64, 0, ".byte 0x36, 0x48, 0x01, 0x1e")
+FN("lock add word ptr [rdi], dx (66 f0 order)", G, 16, 0, ".byte 0x66, 0xf0, 0x01, 0x17")
+FN("rep movsw (f3 66 order)", STR, 16, RSI | RDI | RCX, ".byte 0xf3, 0x66, 0xa5")
+FN("repne scasw (f2 66 order)", STR, 16, RDI | RAX | RCX, ".byte 0xf2, 0x66, 0xaf")
+FN("rep stosq (f3 48)", STR, 64, RDI | RAX | RCX, ".byte 0xf3, 0x48, 0xab")
+FN("repe cmpsb (f2 f3: last rep prefix wins)", STR, 8, RSI | RDI | RCX, ".byte 0xf2, 0xf3, 0xa6")
+FN("repne cmpsb (f3 f2: last rep prefix wins)", STR, 8, RSI | RDI | RCX, ".byte 0xf3, 0xf2, 0xa6")
+FN("xchg r8, rax (49 90, not a nop)", G, 64, 0, ".byte 0x49, 0x90")
+FN("xchg r8d, eax (41 90, zero-extends both)", G, 32, 0, ".byte 0x41, 0x90")
+FN("xchg ax, ax (66 90)", G, 16, 0, ".byte 0x66, 0x90")
+FN("add sil, cl (40 00 ce; without rex this is dh)", G, 8, 0, ".byte 0x40, 0x00, 0xce")

@@ -405,15 +405,28 @@ static void make_div(const struct pform *p, struct state *st, int sgn) {
     }
 }
 
-static void make_inputs(const struct pform *p, struct state *st) {
+static void make_inputs(const struct pform *p, struct state *st, int ci) {
     const struct form *f = p->f;
     memset(st, 0, sizeof *st);
     for (int r = 0; r < 16; r++)
         if (p->regs & (1u << r)) st->r[r] = operand(f->size);
     for (int i = 0; i < 32; i++) st->src[i] = (u8)rnd(), st->dst[i] = (u8)rnd();
     for (int i = 0; i < p->nslots; i++) slot_set(st, &p->slots[i], edge(p->slots[i].bits));
+    /* the first cases are fixed corner combinations of the explicit operands:
+       (0,0) (-1,-1) (MAX,1) (MIN,1) (MIN,MIN) (-1,1) (0,1) */
+    if (ci < 7) {
+        for (int i = 0; i < p->nslots; i++) {
+            int b = p->slots[i].bits;
+            u64 m = maskb(b), sb = 1ull << (b - 1);
+            static const int pick0[7] = {0, 1, 2, 3, 3, 1, 0}; /* 0:zero 1:ones 2:max 3:min */
+            static const int pickn[7] = {0, 1, 4, 4, 3, 4, 4}; /* 4: one */
+            int k = i == 0 ? pick0[ci] : pickn[ci];
+            u64 v = k == 0 ? 0 : k == 1 ? m : k == 2 ? sb - 1 : k == 3 ? sb : 1;
+            slot_set(st, &p->slots[i], v);
+        }
+    }
     /* relate two same-width explicit operands now and then (equal, negated, ...) */
-    if (p->nslots >= 2 && rndn(4) == 0) {
+    else if (p->nslots >= 2 && rndn(4) == 0) {
         int a = rndn(p->nslots), b = rndn(p->nslots);
         if (a != b && p->slots[a].bits == p->slots[b].bits && p->slots[a].bits <= 64) {
             u64 v = slot_get(st, &p->slots[a]);
@@ -428,11 +441,16 @@ static void make_inputs(const struct pform *p, struct state *st) {
         }
     }
     st->flags = 0x2 | (rnd() & STATUS_FLAGS);
-    if (f->kind == DFR) st->flags |= rnd() & DF_FLAG;
+    if (f->kind == DFR) st->flags |= (ci & 1) ? DF_FLAG : 0;
 
     switch (f->kind) {
     case SHCL: {
-        int c = rndn(4) == 0 ? (int)rndn(256) : shift_counts[rndn(sizeof shift_counts / sizeof shift_counts[0])];
+        /* the first cases take the interesting counts in turn, then random ones */
+        int s = f->size;
+        int first[] = {0, 1, s - 1, s, s + 1, 2 * s, 31, 32, 33, 63, 64, 65, 0xff};
+        int c = ci < (int)(sizeof first / sizeof first[0]) ? first[ci]
+                : rndn(4) == 0                           ? (int)rndn(256)
+                                                         : shift_counts[rndn(sizeof shift_counts / sizeof shift_counts[0])];
         st->r[R_RCX] = (st->r[R_RCX] & ~0xffull) | (u64)c;
         break;
     }
@@ -443,16 +461,17 @@ static void make_inputs(const struct pform *p, struct state *st) {
            addressed unit inside dst (rdi = dst+16): offsets -128..127 */
         static const int offs[] = {-128, -127, -97, -65, -64, -63, -40, -33, -32, -31, -17, -16, -9, -8, -1,
                                    0, 1, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 126, 127};
-        int o = rndn(3) == 0 ? (int)rndn(256) - 128 : offs[rndn(sizeof offs / sizeof offs[0])];
+        int no = (int)(sizeof offs / sizeof offs[0]);
+        int o = ci < no ? offs[ci] : rndn(3) == 0 ? (int)rndn(256) - 128 : offs[rndn(no)];
         slot_set(st, &p->slots[1], (u64)(int64_t)o);
         break;
     }
     case BSF:
-        if (rndn(5) == 0) slot_set(st, &p->slots[p->nslots - 1], 0);
+        if (ci < 3 || rndn(6) == 0) slot_set(st, &p->slots[p->nslots - 1], 0);
         break;
     case CMPX: {
         /* accumulator (rax low `size` bits) equal to the destination operand half of the time */
-        if (rndn(2)) {
+        if (ci & 1) {
             u64 v = slot_get(st, &p->slots[0]);
             st->r[R_RAX] = (st->r[R_RAX] & ~maskb(f->size)) | v;
         }
@@ -460,14 +479,14 @@ static void make_inputs(const struct pform *p, struct state *st) {
     }
     case CX8: {
         int half = f->size; /* 32 for cmpxchg8b, 64 for cmpxchg16b */
-        if (rndn(2)) {
+        if (ci % 3 == 0) {
             u64 lo = 0, hi = 0;
             memcpy(&lo, st->dst + 16, half / 8);
             memcpy(&hi, st->dst + 16 + half / 8, half / 8);
             st->r[R_RAX] = (st->r[R_RAX] & ~maskb(half)) | lo;
             st->r[R_RDX] = (st->r[R_RDX] & ~maskb(half)) | hi;
-        } else if (rndn(2)) {
-            /* only one half matches */
+        } else if (ci % 3 == 1) {
+            /* only the low half matches */
             u64 lo = 0;
             memcpy(&lo, st->dst + 16, half / 8);
             st->r[R_RAX] = (st->r[R_RAX] & ~maskb(half)) | lo;
@@ -477,11 +496,12 @@ static void make_inputs(const struct pform *p, struct state *st) {
     case STR: {
         /* size = element width; iregs says which of rsi/rdi/rcx/rax are used */
         int e = f->size / 8;
-        int df = rndn(2);
+        int df = ci < 32 ? ci & 1 : (int)rndn(2);
         st->flags = (st->flags & ~DF_FLAG) | (df ? DF_FLAG : 0);
         int cap = df ? 16 / e + 1 : 16 / e;
         if (cap > 8) cap = 8;
-        if (p->regs & RCX) st->r[R_RCX] = rndn(cap + 1);
+        /* the first cases walk through every count for both directions */
+        if (p->regs & RCX) st->r[R_RCX] = ci < 32 ? (u64)((ci / 2) % (cap + 1)) : rndn(cap + 1);
         /* make the buffers partly equal so repe/repne stop at different places */
         if (rndn(2)) {
             memcpy(st->dst, st->src, 32);
@@ -690,7 +710,13 @@ int main(int argc, char **argv) {
         fprintf(fp, ",\n\"seed\":%d,\n\"notes\":\"values are 0x-prefixed lower-case hex without leading zeros (compare numerically); "
                     "rsi/rdi pointers normalised to src=0x10000, dst=0x20000 (+16 on input); out rflags masked with 0xcd7\",\n",
                 SEED);
-        fprintf(fp, "\"skipped\":[");
+        fprintf(fp, "\"host_features\":{");
+        for (int q = 1; q < NFEAT; q++) {
+            fprintf(fp, "%s", q > 1 ? "," : "");
+            json_str(fp, featname[q]);
+            fprintf(fp, ":%s", feat[q] ? "true" : "false");
+        }
+        fprintf(fp, "},\n\"skipped\":[");
         int nsk = 0;
         for (size_t i = 0; i < nf; i++) {
             const struct form *f = fs[i];
@@ -732,7 +758,7 @@ int main(int argc, char **argv) {
             }
             for (int c = 0; c < NCASES; c++) {
                 struct state in, out;
-                make_inputs(&p, &in);
+                make_inputs(&p, &in, c);
                 exec_case(&p, &in, &out);
                 fprintf(fp, "{\"in\":");
                 put_state(fp, &p, &in, 1);
