@@ -1,0 +1,240 @@
+// The decoder: legacy prefixes, REX, opcode maps (1-byte, 0F, 0F38, 0F3A),
+// ModRM/SIB/displacement and immediates. What each opcode needs (ModRM?
+// which immediate? invalid in 64-bit mode? default 64-bit operand?) comes
+// from the generated table OPFLAGS (src/isa/opcodes.ts -> decode_table.ts),
+// so this file knows no individual instruction.
+//
+// The decoded instruction lives in module globals: handlers read them.
+import {
+  OPFLAGS, OPF_MODRM, OPF_IMM_SHIFT, OPF_IMM_MASK, OPF_D64, OPF_F64, OPF_INV64,
+  IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_MOFFS, IMM_WB, IMM_PTR, IMM_F6, IMM_F7,
+} from "./decode_table";
+import { seg_base, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, reg64, reg_read, reg_write } from "./state";
+import { mode64, code_size } from "./mode";
+import { fetch_page, fetch_host, fetch_set } from "../mmu/tlb";
+import { fetch_translate, lin_mask, read_sz, write_sz } from "./mem";
+import { raise_gp, raise_ud, faulted, raise_unimplemented } from "./fault";
+
+export let ip_start: u64 = 0; // RIP of the current instruction
+export let next_ip: u64 = 0; // RIP of the next one (branches overwrite it)
+export let opcode: i32 = 0; // 0x000-0x0ff, 0x100 | 0F xx, 0x200 | 0F 38 xx, 0x300 | 0F 3A xx
+export let rex: i32 = 0; // the REX byte, 0 if none
+export let rex_w: bool = false;
+export let pfx_66: bool = false;
+export let pfx_67: bool = false;
+export let rep: i32 = 0; // 0, 0xF2 (repne) or 0xF3 (rep/repe)
+export let lock: bool = false;
+export let seg_ovr: i32 = -1;
+export let opsize: i32 = 4; // operand size of 'v' operands: 2, 4 or 8
+export let addrsize: i32 = 8;
+export let modrm: i32 = 0;
+export let mod_: i32 = 0;
+export let reg: i32 = 0; // ModRM.reg with REX.R
+export let rm: i32 = 0; // ModRM.rm with REX.B (register operand when mod_ == 3)
+export let ea_seg: i32 = SEG_DS;
+export let ea_off: u64 = 0; // effective address (offset within the segment)
+export let ea: u64 = 0; // linear address of the memory operand
+export let imm: u64 = 0; // immediate, sign-extended (IMM_W / IMM_MOFFS zero-extended)
+export let imm2: u64 = 0; // second immediate (enter's level, far pointer's selector)
+
+let cs_base: u64 = 0;
+let riprel: bool = false;
+
+@inline function fetch8(): u32 {
+  const lin = (cs_base + next_ip) & lin_mask;
+  if ((lin & ~<u64>0xfff) != fetch_page) {
+    const h = fetch_translate(lin);
+    if (h < 0) {
+      if (h == -2) raise_unimplemented(); // executing from MMIO
+      return 0;
+    }
+    fetch_set(lin & ~<u64>0xfff, <usize>h - <usize>(lin & 0xfff));
+  }
+  next_ip = code_size == 8 ? next_ip + 1 : (next_ip + 1) & (code_size == 4 ? 0xffffffff : 0xffff);
+  return <u32>load<u8>(fetch_host + <usize>(lin & 0xfff));
+}
+@inline function fetch16(): u32 { const lo = fetch8(); return lo | (fetch8() << 8); }
+@inline function fetch32(): u32 { const lo = fetch16(); return lo | (fetch16() << 16); }
+@inline function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32() << 32); }
+
+// Decode the instruction at RIP. Returns false if decoding faulted.
+export function decode(rip: u64): bool {
+  ip_start = rip;
+  next_ip = rip;
+  cs_base = mode64 ? 0 : seg_base(SEG_CS);
+  rex = 0; rex_w = false; pfx_66 = false; pfx_67 = false; rep = 0; lock = false; seg_ovr = -1;
+  riprel = false;
+  let b: u32;
+  let n = 0;
+  while (true) {
+    b = fetch8();
+    if (faulted()) return false;
+    if (++n > 14) { raise_gp(0); return false; }
+    if (b == 0x66) { pfx_66 = true; rex = 0; continue; }
+    if (b == 0x67) { pfx_67 = true; rex = 0; continue; }
+    if (b == 0xf2 || b == 0xf3) { rep = <i32>b; rex = 0; continue; }
+    if (b == 0xf0) { lock = true; rex = 0; continue; }
+    if (b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e) {
+      if (!mode64) seg_ovr = <i32>((b >> 3) & 3); // es=0 cs=1 ss=2 ds=3
+      rex = 0; continue;
+    }
+    if (b == 0x64 || b == 0x65) { seg_ovr = b == 0x64 ? SEG_FS : SEG_GS; rex = 0; continue; }
+    if (mode64 && (b & 0xf0) == 0x40) { rex = <i32>b; continue; }
+    break;
+  }
+  rex_w = (rex & 8) != 0;
+  let op = <i32>b;
+  if (b == 0x0f) {
+    const b2 = fetch8();
+    if (b2 == 0x38) op = 0x200 | <i32>fetch8();
+    else if (b2 == 0x3a) op = 0x300 | <i32>fetch8();
+    else op = 0x100 | <i32>b2;
+    if (faulted()) return false;
+  }
+  opcode = op;
+  const fl = <u32>load<u16>(OPFLAGS + (<usize>op << 1));
+  if (mode64) {
+    if ((fl & OPF_INV64) != 0) { raise_ud(); return false; }
+    if (rex_w) opsize = 8;
+    else if ((fl & OPF_F64) != 0) opsize = 8;
+    else if ((fl & OPF_D64) != 0) opsize = pfx_66 ? 2 : 8;
+    else opsize = pfx_66 ? 2 : 4;
+    addrsize = pfx_67 ? 4 : 8;
+  } else {
+    opsize = (code_size == 4) != pfx_66 ? 4 : 2;
+    addrsize = (code_size == 4) != pfx_67 ? 4 : 2;
+  }
+  if ((fl & OPF_MODRM) != 0) {
+    decode_modrm();
+    if (faulted()) return false;
+  } else {
+    mod_ = 3;
+  }
+  const kind = (fl >> OPF_IMM_SHIFT) & OPF_IMM_MASK;
+  if (kind != IMM_NONE) {
+    switch (kind) {
+      case IMM_B: imm = <u64><i64><i8>fetch8(); break;
+      case IMM_W: imm = <u64>fetch16(); break;
+      case IMM_Z: imm = opsize == 2 ? <u64><i64><i16>fetch16() : <u64><i64><i32>fetch32(); break;
+      case IMM_V:
+        if (opsize == 8) imm = fetch64();
+        else imm = opsize == 2 ? <u64>fetch16() : <u64>fetch32();
+        break;
+      case IMM_MOFFS:
+        if (addrsize == 8) imm = fetch64();
+        else imm = addrsize == 2 ? <u64>fetch16() : <u64>fetch32();
+        break;
+      case IMM_WB: imm = <u64>fetch16(); imm2 = <u64>fetch8(); break;
+      case IMM_PTR:
+        imm = opsize == 2 ? <u64>fetch16() : <u64>fetch32();
+        imm2 = <u64>fetch16();
+        break;
+      case IMM_F6: if ((modrm & 0x38) < 0x10) imm = <u64><i64><i8>fetch8(); break;
+      case IMM_F7:
+        if ((modrm & 0x38) < 0x10) imm = opsize == 2 ? <u64><i64><i16>fetch16() : <u64><i64><i32>fetch32();
+        break;
+      default: break;
+    }
+    if (faulted()) return false;
+  }
+  if (riprel) {
+    ea_off += next_ip;
+    if (addrsize == 4) ea_off &= 0xffffffff;
+    ea = ea_off;
+  }
+  // 15-byte limit (prefixes counted above; the rest here)
+  const len = (next_ip - rip) & (code_size == 8 ? <u64>-1 : 0xffffffff);
+  if (len > 15) { raise_gp(0); return false; }
+  return true;
+}
+
+function decode_modrm(): void {
+  modrm = <i32>fetch8();
+  mod_ = modrm >> 6;
+  reg = ((modrm >> 3) & 7) | ((rex & 4) << 1);
+  const rml = modrm & 7;
+  if (mod_ == 3) { rm = rml | ((rex & 1) << 3); return; }
+  rm = -1;
+  let off: u64 = 0;
+  let seg = SEG_DS;
+  if (addrsize == 2) {
+    switch (rml) {
+      case 0: off = reg64(3) + reg64(6); break; // bx+si
+      case 1: off = reg64(3) + reg64(7); break; // bx+di
+      case 2: off = reg64(5) + reg64(6); seg = SEG_SS; break; // bp+si
+      case 3: off = reg64(5) + reg64(7); seg = SEG_SS; break; // bp+di
+      case 4: off = reg64(6); break; // si
+      case 5: off = reg64(7); break; // di
+      case 6:
+        if (mod_ == 0) off = <u64>fetch16();
+        else { off = reg64(5); seg = SEG_SS; }
+        break;
+      default: off = reg64(3); break; // bx
+    }
+    if (mod_ == 1) off += <u64><i64><i8>fetch8();
+    else if (mod_ == 2) off += <u64>fetch16();
+    off &= 0xffff;
+  } else {
+    if (rml == 4) {
+      const sib = <i32>fetch8();
+      const scale = sib >> 6;
+      const index = ((sib >> 3) & 7) | ((rex & 2) << 2);
+      const base = (sib & 7) | ((rex & 1) << 3);
+      if (index != 4) off = reg64(index) << <u64>scale;
+      if ((base & 7) == 5 && mod_ == 0) {
+        off += <u64><i64><i32>fetch32();
+      } else {
+        off += reg64(base);
+        if ((base & 7) == 4 || (base & 7) == 5) seg = SEG_SS;
+      }
+    } else if (rml == 5 && mod_ == 0) {
+      off = <u64><i64><i32>fetch32();
+      if (mode64) riprel = true;
+    } else {
+      const base = rml | ((rex & 1) << 3);
+      off = reg64(base);
+      if (rml == 5) seg = SEG_SS;
+    }
+    if (mod_ == 1) off += <u64><i64><i8>fetch8();
+    else if (mod_ == 2) off += <u64><i64><i32>fetch32();
+    if (addrsize == 4) off &= 0xffffffff;
+  }
+  if (seg_ovr >= 0) seg = seg_ovr;
+  ea_seg = seg;
+  ea_off = off;
+  ea = linear(seg, off);
+}
+
+// Segment:offset -> linear address (64-bit mode: only FS/GS have bases).
+export function linear(seg: i32, off: u64): u64 {
+  if (mode64) return (seg == SEG_FS || seg == SEG_GS) ? seg_base(seg) + off : off;
+  return (seg_base(seg) + off) & 0xffffffff;
+}
+
+@inline export function set_next_ip(v: u64): void { next_ip = v; }
+
+// ---- operand access for handlers
+
+// r/m operand of `size` bytes: register when mod == 3, memory otherwise.
+export function read_E(size: i32): u64 {
+  if (mod_ == 3) return reg_read(rm, size, rex != 0);
+  return read_sz(ea, size);
+}
+export function write_E(size: i32, v: u64): void {
+  if (mod_ == 3) reg_write(rm, size, rex != 0, v);
+  else write_sz(ea, size, v);
+}
+@inline export function read_G(size: i32): u64 { return reg_read(reg, size, rex != 0); }
+@inline export function write_G(size: i32, v: u64): void { reg_write(reg, size, rex != 0, v); }
+
+// The memory operand's linear address after `delta` bytes (bit strings, far pointers).
+export function ea_plus(delta: u64): u64 {
+  let off = ea_off + delta;
+  if (addrsize == 4) off &= 0xffffffff;
+  else if (addrsize == 2) off &= 0xffff;
+  return linear(ea_seg, off);
+}
+
+// Unimplemented / undefined opcodes reach here from the dispatcher.
+export function op_unimplemented(): void { raise_unimplemented(); }
+export function op_ud(): void { raise_ud(); }

@@ -1,0 +1,88 @@
+// The vCPU run loop: run(budget) interprets until an exit (KVM_RUN's
+// analogue). Faults are delivered here; IN/MMIO reads abort and restart;
+// OUT/MMIO writes/HLT retire and then exit.
+import {
+  VCPU, VCPU_HALTED, VCPU_PENDING_IRQ, VCPU_INTR_SHADOW, EXIT_REASON, EXIT_INTERNAL_RIP, EXIT_INTERNAL_SUBERROR,
+  EXIT_INTERNAL_LEN, EXIT_INTERNAL_BYTES, EXIT_SHUTDOWN_VECTOR, EXIT_BUDGET, EXIT_SHUTDOWN, EXIT_INTERNAL_ERROR,
+  EXIT_HLT, INTERNAL_UNIMPLEMENTED, IF, SEG_CS, rip, set_rip, seg_base, stat_inc, stat_add,
+  icount_inc, icount_load, icount_store,
+} from "./state";
+import { flags_sync_in, flags_sync_out, get_eflags } from "./flags";
+import { update_mode, mode64 } from "./mode";
+import { decode, next_ip, opcode } from "./decode";
+import { dispatch } from "./dispatch";
+import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
+import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
+import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
+import { walk_set_ac } from "../mmu/walk";
+import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS } from "../stats";
+import { AC } from "./state";
+
+function record_unimplemented(at: u64): void {
+  store<u64>(VCPU + EXIT_INTERNAL_RIP, at);
+  store<u32>(VCPU + EXIT_INTERNAL_SUBERROR, INTERNAL_UNIMPLEMENTED);
+  const base = mode64 ? 0 : seg_base(SEG_CS);
+  let n = 0;
+  clear_fault();
+  for (; n < 15; n++) {
+    const h = fetch_translate((base + at + <u64>n) & (mode64 ? <u64>-1 : 0xffffffff));
+    if (h < 0) break;
+    store<u8>(VCPU + EXIT_INTERNAL_BYTES + <usize>n, load<u8>(<usize>h));
+  }
+  clear_fault();
+  store<u32>(VCPU + EXIT_INTERNAL_LEN, n);
+}
+
+export function run(budget: i32): i32 {
+  flags_sync_in();
+  update_mode();
+  walk_set_ac((get_eflags() & AC) != 0);
+  icount_load();
+  set_exit_pending(0);
+  clear_fault();
+  clear_triple_fault();
+  stat_inc(STAT_HOST_EXITS);
+  let reason = 0;
+  while (budget > 0) {
+    // external interrupt injection (between instructions, IF=1, no STI shadow)
+    const irq = load<i32>(VCPU + VCPU_PENDING_IRQ);
+    const shadow = load<u32>(VCPU + VCPU_INTR_SHADOW);
+    if (irq >= 0 && shadow == 0 && (get_eflags() & IF) != 0) {
+      store<i32>(VCPU + VCPU_PENDING_IRQ, -1);
+      store<u32>(VCPU + VCPU_HALTED, 0);
+      stat_inc(STAT_INTERRUPTS);
+      external_interrupt(irq);
+      if (triple_fault) { reason = EXIT_SHUTDOWN; break; }
+      continue;
+    }
+    if (load<u32>(VCPU + VCPU_HALTED) != 0) { reason = EXIT_HLT; break; }
+    if (shadow != 0) store<u32>(VCPU + VCPU_INTR_SHADOW, 0);
+
+    const at = rip();
+    if (decode(at)) dispatch(opcode);
+    budget--;
+    if (faulted()) {
+      const v = exc_vector;
+      if (v == ABORT) { clear_fault(); reason = exit_pending; break; }
+      if (v == UNIMPLEMENTED) { record_unimplemented(at); reason = EXIT_INTERNAL_ERROR; break; }
+      if (v == PF_VEC) set_pending_cr2(exc_cr2);
+      set_rip(at);
+      deliver_exception(v, exc_has_code, exc_code, at);
+      if (triple_fault) {
+        store<u32>(VCPU + EXIT_SHUTDOWN_VECTOR, <u32>triple_fault_vector);
+        reason = EXIT_SHUTDOWN;
+        break;
+      }
+      continue;
+    }
+    set_rip(next_ip);
+    icount_inc();
+    if (exit_pending != 0) { reason = exit_pending; break; }
+  }
+  if (reason == 0) { reason = EXIT_BUDGET; stat_inc(STAT_BUDGET_EXITS); }
+  else stat_inc(STAT_EXITS);
+  icount_store();
+  flags_sync_out();
+  store<u32>(VCPU + EXIT_REASON, reason);
+  return reason;
+}

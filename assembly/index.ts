@@ -1,0 +1,11 @@
+// The module's exports, nothing else: the layout constants (one source of
+// truth, read by src/core/layout.ts), binding to a vCPU / VM, and run().
+export * from "./cpu/state";
+export * from "./stats";
+export {
+  VM_NR_SLOTS, VM_SLOTS, VM_MAX_SLOTS, MEMSLOT_SIZE, MEMSLOT_BASE_GFN, MEMSLOT_NPAGES, MEMSLOT_HOST,
+  MEMSLOT_FLAGS, MEMSLOT_DIRTY_BITMAP, MEM_LOG_DIRTY_PAGES, MEM_READONLY, VM_SIZE,
+} from "./vm";
+export { run } from "./cpu/run";
+export { decode_length, decoded_field } from "./debug";
+export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all } from "./bind";

@@ -1,0 +1,67 @@
+// The per-vCPU software TLB: linear page -> host offset, direct mapped.
+// Every guest load/store/fetch goes through it; a hit is a compare and a
+// load, no call. An entry (16 bytes) is
+//   u64 tag  = linear page address | permission bits (low 12 bits)
+//   u32 host = offset of the page in linear memory
+//   u32 gfn  = guest frame number (for dirty logging / write tracking)
+// Permissions are stored per privilege class so CPL changes need no flush:
+// the access checks `tag & tlb_need_*` against the bits for the current CPL.
+import { VCPU, VCPU_TLB, TLB_ENTRIES, stat_inc } from "../cpu/state";
+import { STAT_TLB_FLUSH } from "../stats";
+
+export const TLB_R_SUP: u64 = 1 << 0;
+export const TLB_W_SUP: u64 = 1 << 1;
+export const TLB_X_SUP: u64 = 1 << 2;
+export const TLB_R_USR: u64 = 1 << 3;
+export const TLB_W_USR: u64 = 1 << 4;
+export const TLB_X_USR: u64 = 1 << 5;
+export const TLB_GLOBAL: u64 = 1 << 6; // CR4.PGE global page: survives CR3 writes
+export const TLB_PERMS: u64 = 0x3f;
+export const PAGE_HI: u64 = ~<u64>0xfff;
+
+// What the current CPL needs (set by mode.ts on every CPL change).
+export let tlb_need_r: u64 = TLB_R_SUP;
+export let tlb_need_w: u64 = TLB_W_SUP;
+export let tlb_need_x: u64 = TLB_X_SUP;
+export function tlb_set_cpl(user: bool): void {
+  tlb_need_r = user ? TLB_R_USR : TLB_R_SUP;
+  tlb_need_w = user ? TLB_W_USR : TLB_W_SUP;
+  tlb_need_x = user ? TLB_X_USR : TLB_X_SUP;
+  fetch_page = 1; // re-check execute permission on the next fetch
+}
+
+// The page the decoder is fetching from (1 = none: never page aligned).
+export let fetch_page: u64 = 1;
+export let fetch_host: usize = 0;
+@inline export function fetch_invalidate(): void { fetch_page = 1; }
+@inline export function fetch_set(page: u64, host: usize): void { fetch_page = page; fetch_host = host; }
+
+@inline export function tlb_entry(lin: u64): usize {
+  return VCPU + VCPU_TLB + ((<usize>(lin >> 12) & <usize>(TLB_ENTRIES - 1)) << 4);
+}
+
+export function tlb_fill(lin: u64, perms: u64, host: usize, gfn: u64): void {
+  const e = tlb_entry(lin);
+  store<u64>(e, (lin & PAGE_HI) | perms);
+  store<u32>(e + 8, <u32>host);
+  store<u32>(e + 12, <u32>gfn);
+}
+
+// Flush everything (CR4 paging bit changes, mode switches) or everything but
+// global pages (MOV CR3 with CR4.PGE).
+export function tlb_flush(keep_global: bool): void {
+  stat_inc(STAT_TLB_FLUSH);
+  const base = VCPU + VCPU_TLB;
+  for (let i = 0; i < TLB_ENTRIES; i++) {
+    const e = base + (<usize>i << 4);
+    if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
+  }
+  fetch_page = 1;
+}
+
+// INVLPG: drop the entry for one linear page (global or not).
+export function tlb_flush_page(lin: u64): void {
+  const e = tlb_entry(lin);
+  if (((load<u64>(e) ^ lin) & PAGE_HI) == 0) store<u64>(e, 0);
+  fetch_page = 1;
+}

@@ -1,0 +1,103 @@
+/**
+ * A pc-like machine around the VM: the devices a multiboot test kernel
+ * expects (COM1 16550, isa-debug-exit), the multiboot loader, and the loop
+ * that runs vCPU 0 and handles its exits until the guest stops.
+ * Independent of Node: file reading and output are the caller's.
+ */
+import { Vm } from "./vm.js";
+import { loadMultiboot, type MultibootBoot } from "./boot/multiboot.js";
+import { Uart16550, COM1_BASE, UART_PORT_COUNT } from "./devices/uart16550.js";
+import { DebugExit, DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE } from "./devices/debug_exit.js";
+
+export interface MachineOptions {
+  module: WebAssembly.Module;
+  ramSize: number;
+  kernel: Uint8Array;
+  kernelPath: string;
+  append?: string;
+  /** Each byte the guest transmits on COM1. */
+  onSerial?: (byte: number) => void;
+  /** Stop after this many guest instructions (0 = no limit). */
+  maxInstructions?: bigint;
+}
+
+export type StopReason =
+  | "debug-exit" // the guest wrote to isa-debug-exit: status is QEMU's (v << 1) | 1
+  | "shutdown" // triple fault: QEMU -no-reboot exits 0
+  | "halted" // HLT with interrupts disabled: it can never wake
+  | "internal-error" // an instruction the interpreter does not implement
+  | "instruction-limit";
+
+export interface RunResult {
+  reason: StopReason;
+  /** Process exit status, as QEMU would give for the same guest. */
+  status: number;
+  /** Human-readable explanation for anything but a debug-exit. */
+  message?: string;
+  instructions: bigint;
+  wallMs: number;
+  stats: Record<string, bigint>;
+  internalError?: { rip: bigint; bytes: Uint8Array };
+}
+
+/** Budget per run() call: long enough to amortise the call, short enough to notice stops. */
+const SLICE = 1 << 20;
+
+export class Machine {
+  readonly vm: Vm;
+  readonly boot: MultibootBoot;
+  readonly uart: Uart16550;
+  readonly debugExit: DebugExit;
+  private exitStatus: number | undefined;
+
+  constructor(readonly opts: MachineOptions) {
+    this.vm = new Vm({ ramSize: opts.ramSize, module: opts.module });
+    this.uart = new Uart16550({ onTransmit: (b) => opts.onSerial?.(b) });
+    this.debugExit = new DebugExit({ onExit: (s) => { if (this.exitStatus === undefined) this.exitStatus = s; } });
+    this.vm.io.register(COM1_BASE, UART_PORT_COUNT, this.uart, "uart16550");
+    this.vm.io.register(DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE, this.debugExit, "isa-debug-exit");
+    this.boot = loadMultiboot(opts.kernel, opts.kernelPath, this.vm, { cmdline: opts.append });
+    this.vm.vcpus[0].setMultibootState(this.boot.entry, this.boot.mbiAddr);
+  }
+
+  run(): RunResult {
+    const cpu = this.vm.vcpus[0];
+    const start = performance.now();
+    const limit = this.opts.maxInstructions ?? 0n;
+    const done = (reason: StopReason, status: number, message?: string, extra: Partial<RunResult> = {}): RunResult => ({
+      reason, status, message, instructions: cpu.instructions, wallMs: performance.now() - start, stats: cpu.stats(), ...extra,
+    });
+    for (;;) {
+      let budget = SLICE;
+      if (limit > 0n) {
+        const left = limit - cpu.instructions;
+        if (left <= 0n) return done("instruction-limit", 1, `stopped after ${limit} instructions (--max-instructions)`);
+        if (left < BigInt(budget)) budget = Number(left);
+      }
+      const exit = cpu.enter(budget);
+      switch (exit) {
+        case "IO":
+          cpu.completeIo();
+          if (this.exitStatus !== undefined) return done("debug-exit", this.exitStatus);
+          break;
+        case "MMIO":
+          cpu.completeMmio();
+          break;
+        case "BUDGET":
+          break;
+        case "HLT":
+          // No interrupt source is modelled yet, so a halted vCPU never wakes.
+          return done("halted", 1, `guest halted at rip 0x${cpu.rip.toString(16)} with ${cpu.interruptsEnabled ? "interrupts enabled but no interrupt source" : "interrupts disabled"}; it can never continue`);
+        case "SHUTDOWN":
+          return done("shutdown", 0, `guest triple-faulted (vector ${cpu.shutdownVector} could not be delivered) at rip 0x${cpu.rip.toString(16)}; QEMU with -no-reboot exits 0 here too`);
+        case "INTERNAL_ERROR": {
+          const ie = cpu.internalError();
+          const hex = [...ie.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+          return done("internal-error", 1, `unsupported instruction at rip 0x${ie.rip.toString(16)}: ${hex}`, { internalError: ie });
+        }
+        case "PT_WRITE":
+          throw new Error("PT_WRITE exit without a shadow MMU policy");
+      }
+    }
+  }
+}

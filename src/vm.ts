@@ -1,0 +1,127 @@
+/**
+ * The VM (KVM's struct kvm as seen from userspace): one shared WebAssembly
+ * memory holding the core's static data, the VM struct, the vCPU structs and
+ * guest RAM; memslots mapping guest-physical ranges onto that RAM; the I/O
+ * bus with the pc devices; and the vCPUs.
+ *
+ * Linear memory layout (computed here, handed to the core):
+ *   [0, heap_base)            the core's read-only static data (tables)
+ *   vmBase                    VM struct (VM_SIZE): memslots, MMU globals
+ *   vcpuBase + i*VCPU_SIZE    vCPU structs (registers, exit struct, stats, TLB)
+ *   ramBase                   guest RAM, gpa 0 .. ramSize (the pc hole is left unmapped)
+ */
+import { instantiateCore, constant, CORE_MAX_PAGES, type Core } from "./core/core.js";
+import { Vcpu } from "./vcpu.js";
+import type { GuestMemory } from "./boot/guest_memory.js";
+import { PC_HOLE_START, PC_HOLE_END } from "./boot/guest_memory.js";
+import { BootError } from "./errors.js";
+import { IoBus } from "./devices/io_bus.js";
+
+const PAGE = 4096;
+const WASM_PAGE = 65536;
+const MiB = 1024 * 1024;
+
+export interface VmOptions {
+  /** Guest RAM in bytes (QEMU's -m). */
+  ramSize: number;
+  /** The compiled core (see platform/node.ts loadCoreModule). */
+  module: WebAssembly.Module;
+}
+
+export interface Memslot {
+  slot: number;
+  guestPhysAddr: number;
+  size: number;
+  flags: number;
+  /** Offset of the slot's first byte in linear memory. */
+  hostOffset: number;
+}
+
+export class Vm implements GuestMemory {
+  readonly memory: WebAssembly.Memory;
+  readonly core: Core;
+  readonly size: number; // GuestMemory: bytes of RAM from gpa 0
+  readonly ramBase: number;
+  readonly vmBase: number;
+  readonly vcpus: Vcpu[] = [];
+  readonly io = new IoBus();
+  readonly memslots = new Map<number, Memslot>();
+  private bytes: Uint8Array;
+  private dv: DataView;
+
+  constructor(opts: VmOptions) {
+    const ram = opts.ramSize;
+    if (!Number.isInteger(ram) || ram < 2 * MiB || ram % PAGE !== 0) {
+      throw new BootError(null, `guest RAM must be a whole number of 4 KiB pages and at least 2 MiB (got ${ram} bytes)`);
+    }
+    // Instantiate on a small memory first: the layout depends on the core's
+    // own constants (heap_base, VM_SIZE, VCPU_SIZE); then grow to fit RAM.
+    this.memory = new WebAssembly.Memory({ initial: 64, maximum: CORE_MAX_PAGES, shared: true });
+    this.core = instantiateCore(opts.module, this.memory);
+    const heap = this.core.fn.heap_base();
+    const vmSize = constant(this.core, "VM_SIZE");
+    const vcpuSize = constant(this.core, "VCPU_SIZE");
+    this.vmBase = align(heap, WASM_PAGE);
+    const vcpuBase = this.vmBase + align(vmSize, PAGE);
+    const maxVcpus = 8;
+    this.ramBase = align(vcpuBase + maxVcpus * vcpuSize, 16 * MiB);
+    const total = this.ramBase + ram;
+    const pages = Math.ceil(total / WASM_PAGE);
+    if (pages > CORE_MAX_PAGES) {
+      throw new BootError(null, `guest RAM of ${ram / MiB} MiB does not fit the 4 GiB WebAssembly address space (at most ${Math.floor((CORE_MAX_PAGES * WASM_PAGE - this.ramBase) / MiB)} MiB)`);
+    }
+    try {
+      this.memory.grow(pages - 64);
+    } catch (e) {
+      throw new BootError(null, `cannot allocate ${Math.round(total / MiB)} MiB for guest RAM: ${(e as Error).message}`);
+    }
+    this.size = ram;
+    this.bytes = new Uint8Array(this.memory.buffer);
+    this.dv = new DataView(this.memory.buffer);
+    this.core.fn.vm_bind(this.vmBase);
+    // QEMU pc: RAM below the 640 KiB hole and above 1 MiB; the hole is MMIO (unassigned).
+    this.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, size: Math.min(ram, PC_HOLE_START), flags: 0 });
+    if (ram > PC_HOLE_END) this.setUserMemoryRegion({ slot: 1, guestPhysAddr: PC_HOLE_END, size: ram - PC_HOLE_END, flags: 0 });
+    this.vcpus.push(new Vcpu(this, 0, vcpuBase));
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION, for slots backed by this VM's RAM (size 0 deletes). */
+  setUserMemoryRegion(r: { slot: number; guestPhysAddr: number; size: number; flags: number }): void {
+    const k = this.core.k;
+    if (r.size === 0) this.memslots.delete(r.slot);
+    else {
+      if (r.guestPhysAddr % PAGE || r.size % PAGE) throw new BootError(null, `memslot ${r.slot}: address and size must be 4 KiB aligned`);
+      if (r.guestPhysAddr + r.size > this.size) throw new BootError(null, `memslot ${r.slot}: beyond guest RAM`);
+      for (const s of this.memslots.values()) {
+        if (s.slot !== r.slot && r.guestPhysAddr < s.guestPhysAddr + s.size && s.guestPhysAddr < r.guestPhysAddr + r.size) {
+          throw new BootError(null, `memslot ${r.slot} overlaps memslot ${s.slot}`);
+        }
+      }
+      this.memslots.set(r.slot, { ...r, hostOffset: this.ramBase + r.guestPhysAddr });
+    }
+    const slots = [...this.memslots.values()];
+    if (slots.length > k.VM_MAX_SLOTS) throw new BootError(null, "too many memslots");
+    this.dv.setUint32(this.vmBase + k.VM_NR_SLOTS, slots.length, true);
+    slots.forEach((s, i) => {
+      const a = this.vmBase + k.VM_SLOTS + i * k.MEMSLOT_SIZE;
+      this.dv.setBigUint64(a + k.MEMSLOT_BASE_GFN, BigInt(s.guestPhysAddr / PAGE), true);
+      this.dv.setBigUint64(a + k.MEMSLOT_NPAGES, BigInt(s.size / PAGE), true);
+      this.dv.setBigUint64(a + k.MEMSLOT_HOST, BigInt(s.hostOffset), true);
+      this.dv.setUint32(a + k.MEMSLOT_FLAGS, s.flags, true);
+      this.dv.setUint32(a + k.MEMSLOT_DIRTY_BITMAP, 0, true);
+    });
+    this.core.fn.memslots_changed();
+    for (const v of this.vcpus) v.flushTlb();
+  }
+
+  // ---- GuestMemory (host access to guest-physical RAM)
+  private ramRange(gpa: number, len: number): number {
+    if (!(gpa >= 0 && len >= 0 && gpa + len <= this.size)) throw new BootError(null, `guest-physical range 0x${gpa.toString(16)}+${len} is outside RAM`);
+    return this.ramBase + gpa;
+  }
+  write(gpa: number, data: Uint8Array): void { this.bytes.set(data, this.ramRange(gpa, data.length)); }
+  fill(gpa: number, len: number, value: number): void { const a = this.ramRange(gpa, len); this.bytes.fill(value, a, a + len); }
+  read(gpa: number, len: number): Uint8Array { const a = this.ramRange(gpa, len); return this.bytes.slice(a, a + len); }
+}
+
+function align(v: number, a: number): number { return Math.ceil(v / a) * a; }
