@@ -415,13 +415,28 @@ interface InfoLayout {
   end: number;
 }
 
+/**
+ * QEMU's pc firmware (SeaBIOS) keeps the top 128 KiB of low RAM for its own
+ * tables and reports it reserved in e820, which is where QEMU's multiboot
+ * loader takes mem_upper and the memory map from. We report the same, so a
+ * guest prints the same numbers on both.
+ */
+export const FIRMWARE_RESERVED_TOP = 128 * 1024;
+export function usableTop(ramSize: number): number {
+  return ramSize - PC_HOLE_END > 2 * FIRMWARE_RESERVED_TOP ? ramSize - FIRMWARE_RESERVED_TOP : ramSize;
+}
+
 function layoutInfo(ramSize: number, cmdline: Uint8Array, moduleStrings: Uint8Array[]): InfoLayout {
   const mmapEntries = [
     { base: 0, length: LOW_MEM_END, type: MULTIBOOT_MEMORY_AVAILABLE },
     { base: LOW_MEM_END, length: PC_HOLE_START - LOW_MEM_END, type: MULTIBOOT_MEMORY_RESERVED },
     { base: BIOS_ROM_START, length: PC_HOLE_END - BIOS_ROM_START, type: MULTIBOOT_MEMORY_RESERVED },
   ];
-  if (ramSize > PC_HOLE_END) mmapEntries.push({ base: PC_HOLE_END, length: ramSize - PC_HOLE_END, type: MULTIBOOT_MEMORY_AVAILABLE });
+  if (ramSize > PC_HOLE_END) {
+    const top = usableTop(ramSize);
+    mmapEntries.push({ base: PC_HOLE_END, length: top - PC_HOLE_END, type: MULTIBOOT_MEMORY_AVAILABLE });
+    if (top < ramSize) mmapEntries.push({ base: top, length: ramSize - top, type: MULTIBOOT_MEMORY_RESERVED });
+  }
   let cur = MB_INFO_ADDR + MBI_RESERVED;
   const mmapAddr = cur;
   cur += mmapEntries.length * MMAP_ENTRY_SIZE;
@@ -531,7 +546,7 @@ export function loadMultiboot(image: Uint8Array, path: string, mem: GuestMemory,
   if (modules.length > 0) flags |= MULTIBOOT_INFO_MODS;
   dv.setUint32(MBI.flags, flags, true);
   dv.setUint32(MBI.mem_lower, LOW_MEM_END / 1024, true); // 639 KiB
-  dv.setUint32(MBI.mem_upper, Math.floor((mem.size - PC_HOLE_END) / 1024), true);
+  dv.setUint32(MBI.mem_upper, Math.floor((usableTop(mem.size) - PC_HOLE_END) / 1024), true);
   dv.setUint32(MBI.cmdline, layout.cmdlineAddr, true);
   if (modules.length > 0) {
     dv.setUint32(MBI.mods_count, modules.length, true);

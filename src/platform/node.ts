@@ -16,7 +16,9 @@ export function packageRoot(): string {
 let cached: WebAssembly.Module | undefined;
 export function loadCoreModule(debug = false): WebAssembly.Module {
   if (cached && !debug) return cached;
-  const file = join(packageRoot(), "build", debug ? "shadow86.debug.wasm" : "shadow86.wasm");
+  // SHADOW86_BUILD_DIR lets a developer test a core built elsewhere (parallel work trees).
+  const dir = process.env.SHADOW86_BUILD_DIR ?? join(packageRoot(), "build");
+  const file = join(dir, debug ? "shadow86.debug.wasm" : "shadow86.wasm");
   if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first`);
   const m = new WebAssembly.Module(readFileSync(file));
   if (!debug) cached = m;
