@@ -25,6 +25,7 @@ void puts(const char *s); /* writes s and a newline */
 /* printf.c: %s %c %d %i %u %x %X %p, length l/ll/z, flags '-' '0', field width. */
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vprintf(const char *fmt, va_list ap);
+int snprintf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* string.c */
 void *memset(void *d, int c, size_t n);

@@ -1,12 +1,22 @@
 /* printf.c - a small printf over putc.
  * Conversions: %s %c %d %i %u %x %X %p %%; length modifiers l, ll, z;
  * flags '-' (left-justify), '0' (zero-pad), '#' (0x prefix for %x); field width
- * (digits or '*'). */
+ * (digits or '*'). snprintf formats into a buffer instead of the serial port. */
 #include "libc.h"
+
+/* Output sink: the serial port, or a buffer while snprintf runs (not reentrant). */
+static char *sink_buf;
+static size_t sink_len, sink_pos;
 
 static int emit(char c)
 {
-    putc(c);
+    if (sink_buf) {
+        if (sink_pos + 1 < sink_len)
+            sink_buf[sink_pos] = c;
+        sink_pos++;
+    } else {
+        putc(c);
+    }
     return 1;
 }
 
@@ -140,4 +150,19 @@ int printf(const char *fmt, ...)
     int n = vprintf(fmt, ap);
     va_end(ap);
     return n;
+}
+
+int snprintf(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sink_buf = buf;
+    sink_len = n;
+    sink_pos = 0;
+    int w = vprintf(fmt, ap);
+    if (n)
+        buf[sink_pos < n ? sink_pos : n - 1] = 0;
+    sink_buf = 0;
+    va_end(ap);
+    return w;
 }
