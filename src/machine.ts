@@ -37,7 +37,7 @@ export interface RunResult {
   instructions: bigint;
   wallMs: number;
   stats: Record<string, bigint>;
-  internalError?: { rip: bigint; bytes: Uint8Array };
+  internalError?: { rip: bigint; bytes: Uint8Array; bitness: 16 | 32 | 64 };
 }
 
 /** Budget per run() call: long enough to amortise the call, short enough to notice stops. */
@@ -91,7 +91,8 @@ export class Machine {
         case "SHUTDOWN":
           return done("shutdown", 0, `guest triple-faulted (vector ${cpu.shutdownVector} could not be delivered) at rip 0x${cpu.rip.toString(16)}; QEMU with -no-reboot exits 0 here too`);
         case "INTERNAL_ERROR": {
-          const ie = cpu.internalError();
+          const cs = cpu.seg("cs").attr;
+          const ie = { ...cpu.internalError(), bitness: (cs & 0x2000 ? 64 : cs & 0x4000 ? 32 : 16) as 16 | 32 | 64 };
           const hex = [...ie.bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
           return done("internal-error", 1, `unsupported instruction at rip 0x${ie.rip.toString(16)}: ${hex}`, { internalError: ie });
         }

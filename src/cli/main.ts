@@ -91,7 +91,7 @@ Example: shadow86 -kernel guest-images/hello.elf -m 256M`);
   if (result.message) {
     let msg = result.message;
     if (result.internalError) {
-      const text = disassemble(result.internalError.bytes, 64, result.internalError.rip);
+      const text = disassemble(result.internalError.bytes, result.internalError.bitness, result.internalError.rip);
       if (text) msg += ` (${text})`;
     }
     process.stderr.write(`shadow86: ${msg}\n`);
