@@ -40,36 +40,71 @@ export let imm2: u64 = 0; // second immediate (enter's level, far pointer's sele
 let cs_base: u64 = 0;
 let riprel: bool = false;
 
+// Instruction bytes are read through a window onto the current code page:
+// `win` is the host address of the instruction's first byte and `win_len`
+// how many bytes the page still holds (at most 15), so the common case is one
+// compare per byte. Past the window, fetch_slow() translates the next page
+// (faulting only if the instruction really extends onto it).
+let win: usize = 0;
+let win_len: i32 = 0;
+let pos: i32 = 0; // bytes consumed so far
+
 @inline function fetch8(): u32 {
-  const lin = (cs_base + next_ip) & lin_mask;
-  if ((lin & ~<u64>0xfff) != fetch_page) {
-    const h = fetch_translate(lin);
-    if (h < 0) {
-      if (h == -2) raise_unimplemented(); // executing from MMIO
-      return 0;
-    }
-    fetch_set(lin & ~<u64>0xfff, <usize>h - <usize>(lin & 0xfff));
-  }
-  next_ip = code_size == 8 ? next_ip + 1 : (next_ip + 1) & (code_size == 4 ? 0xffffffff : 0xffff);
-  return <u32>load<u8>(fetch_host + <usize>(lin & 0xfff));
+  if (pos < win_len) { const b = <u32>load<u8>(win + <usize>pos); pos++; return b; }
+  return fetch_slow();
 }
+function fetch_slow(): u32 {
+  if (pos >= 15) { raise_gp(0); pos++; return 0; } // longer than 15 bytes
+  const lin = (cs_base + ip_start + <u64>pos) & ip_mask() & lin_mask;
+  const h = fetch_translate(lin);
+  if (h < 0) {
+    if (h == -2) raise_unimplemented(); // executing from MMIO
+    return 0;
+  }
+  pos++;
+  return <u32>load<u8>(<usize>h);
+}
+@inline function ip_mask(): u64 { return code_size == 8 ? <u64>-1 : code_size == 4 ? 0xffffffff : 0xffff; }
 @inline function fetch16(): u32 { const lo = fetch8(); return lo | (fetch8() << 8); }
 @inline function fetch32(): u32 { const lo = fetch16(); return lo | (fetch16() << 16); }
 @inline function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32() << 32); }
 
+// Open the fetch window at the instruction start.
+function open_window(rip: u64): bool {
+  const lin = (cs_base + rip) & lin_mask;
+  const page = lin & ~<u64>0xfff;
+  if (page != fetch_page) {
+    const h = fetch_translate(lin);
+    if (h < 0) {
+      if (h == -2) raise_unimplemented();
+      return false;
+    }
+    fetch_set(page, <usize>h - <usize>(lin & 0xfff));
+  }
+  const off = <i32>(lin & 0xfff);
+  win = fetch_host + <usize>off;
+  win_len = 4096 - off;
+  if (win_len > 15) win_len = 15;
+  // outside 64-bit mode IP wraps at the code size: keep the window inside it
+  if (code_size != 8) {
+    const to_wrap = <i64>(ip_mask() - rip) + 1;
+    if (<i64>win_len > to_wrap) win_len = <i32>to_wrap;
+  }
+  pos = 0;
+  return true;
+}
+
 // Decode the instruction at RIP. Returns false if decoding faulted.
 export function decode(rip: u64): bool {
   ip_start = rip;
-  next_ip = rip;
   cs_base = mode64 ? 0 : seg_base(SEG_CS);
+  if (!open_window(rip)) return false;
   rex = 0; rex_w = false; pfx_66 = false; pfx_67 = false; rep = 0; lock = false; seg_ovr = -1;
   riprel = false;
   let b: u32;
-  let n = 0;
   while (true) {
     b = fetch8();
     if (faulted()) return false;
-    if (++n > 14) { raise_gp(0); return false; }
     if (b == 0x66) { pfx_66 = true; rex = 0; continue; }
     if (b == 0x67) { pfx_67 = true; rex = 0; continue; }
     if (b == 0xf2 || b == 0xf3) { rep = <i32>b; rex = 0; continue; }
@@ -137,14 +172,13 @@ export function decode(rip: u64): bool {
     }
     if (faulted()) return false;
   }
+  if (pos > 15) { raise_gp(0); return false; }
+  next_ip = (rip + <u64>pos) & ip_mask();
   if (riprel) {
     ea_off += next_ip;
     if (addrsize == 4) ea_off &= 0xffffffff;
     ea = ea_off;
   }
-  // 15-byte limit (prefixes counted above; the rest here)
-  const len = (next_ip - rip) & (code_size == 8 ? <u64>-1 : 0xffffffff);
-  if (len > 15) { raise_gp(0); return false; }
   return true;
 }
 
