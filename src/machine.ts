@@ -8,6 +8,11 @@ import { Vm } from "./vm.js";
 import { loadMultiboot, type MultibootBoot } from "./boot/multiboot.js";
 import { Uart16550, COM1_BASE, UART_PORT_COUNT } from "./devices/uart16550.js";
 import { DebugExit, DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE } from "./devices/debug_exit.js";
+import { MmioBus } from "./devices/mmio_bus.js";
+import { FwCfg, FW_CFG_PORT_SEL } from "./devices/fw_cfg.js";
+import { Pic8259 } from "./devices/pic.js";
+import { ShutdownPort, SHUTDOWN_PORT } from "./devices/shutdown_port.js";
+import { LocalApic, APIC_DEFAULT_BASE } from "./devices/lapic.js";
 
 export interface MachineOptions {
   module: WebAssembly.Module;
@@ -15,6 +20,10 @@ export interface MachineOptions {
   kernel: Uint8Array;
   kernelPath: string;
   append?: string;
+  /** Multiboot modules (QEMU's -initrd "file args,file args"). */
+  modules?: { data: Uint8Array; cmdline: string }[];
+  /** Called once per unknown I/O port / MMIO page the guest touches (--verbose). */
+  onUnknownAccess?: (what: string) => void;
   /** Each byte the guest transmits on COM1. */
   onSerial?: (byte: number) => void;
   /** Stop after this many guest instructions (0 = no limit). */
@@ -23,6 +32,7 @@ export interface MachineOptions {
 
 export type StopReason =
   | "debug-exit" // the guest wrote to isa-debug-exit: status is QEMU's (v << 1) | 1
+  | "power-off" // "Shutdown" written to port 0x8900: status 0
   | "shutdown" // triple fault: QEMU -no-reboot exits 0
   | "halted" // HLT with interrupts disabled: it can never wake
   | "internal-error" // an instruction the interpreter does not implement
@@ -48,7 +58,10 @@ export class Machine {
   readonly boot: MultibootBoot;
   readonly uart: Uart16550;
   readonly debugExit: DebugExit;
+  readonly mmio = new MmioBus();
+  readonly lapic: LocalApic;
   private exitStatus: number | undefined;
+  private poweredOff = false;
 
   constructor(readonly opts: MachineOptions) {
     this.vm = new Vm({ ramSize: opts.ramSize, module: opts.module });
@@ -56,7 +69,18 @@ export class Machine {
     this.debugExit = new DebugExit({ onExit: (s) => { if (this.exitStatus === undefined) this.exitStatus = s; } });
     this.vm.io.register(COM1_BASE, UART_PORT_COUNT, this.uart, "uart16550");
     this.vm.io.register(DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE, this.debugExit, "isa-debug-exit");
-    this.boot = loadMultiboot(opts.kernel, opts.kernelPath, this.vm, { cmdline: opts.append });
+    this.vm.io.register(FW_CFG_PORT_SEL, 2, new FwCfg({ ramSize: opts.ramSize, cpus: this.vm.vcpus.length }), "fw_cfg");
+    this.vm.io.register(0x20, 2, new Pic8259(), "pic-master");
+    this.vm.io.register(0xa0, 2, new Pic8259(), "pic-slave");
+    this.vm.io.register(SHUTDOWN_PORT, 1, new ShutdownPort(() => { this.poweredOff = true; }), "shutdown");
+    this.lapic = new LocalApic(0);
+    this.mmio.register(APIC_DEFAULT_BASE, 0x1000, this.lapic, "lapic");
+    const report = opts.onUnknownAccess;
+    if (report) {
+      this.vm.io.onFirstUnknown = (a) => report(`unknown I/O port 0x${a.port.toString(16)} (${a.kind}, ${a.size} byte${a.size > 1 ? "s" : ""}): reads return all ones, writes are ignored`);
+      this.mmio.onFirstUnknown = (gpa, kind) => report(`unassigned MMIO at 0x${gpa.toString(16)} (${kind}): reads return all ones, writes are ignored`);
+    }
+    this.boot = loadMultiboot(opts.kernel, opts.kernelPath, this.vm, { cmdline: opts.append, modules: opts.modules });
     this.vm.vcpus[0].setMultibootState(this.boot.entry, this.boot.mbiAddr);
   }
 
@@ -79,10 +103,14 @@ export class Machine {
         case "IO":
           cpu.completeIo();
           if (this.exitStatus !== undefined) return done("debug-exit", this.exitStatus);
+          if (this.poweredOff) return done("power-off", 0, "guest powered off (port 0x8900)");
           break;
-        case "MMIO":
-          cpu.completeMmio();
+        case "MMIO": {
+          const m = cpu.mmioExit();
+          if (m.isWrite) this.mmio.write(m.gpa, m.len, m.data);
+          else cpu.completeMmioRead(this.mmio.read(m.gpa, m.len));
           break;
+        }
         case "BUDGET":
           break;
         case "HLT":

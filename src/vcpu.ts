@@ -124,17 +124,20 @@ export class Vcpu {
     }
   }
 
-  /** MMIO with no device behind it: reads return all ones, writes are dropped (QEMU's unassigned memory). */
-  completeMmio(): { gpa: bigint; len: number; isWrite: boolean } {
+  /** The pending MMIO access (KVM_EXIT_MMIO). */
+  mmioExit(): { gpa: number; len: 1 | 2 | 4 | 8; isWrite: boolean; data: bigint } {
     const k = this.k;
-    const gpa = this.get64(k.EXIT_MMIO_GPA);
-    const len = this.u32(k.EXIT_MMIO_LEN);
-    const isWrite = this.u32(k.EXIT_MMIO_IS_WRITE) === 1;
-    if (!isWrite) {
-      this.set64(k.EXIT_MMIO_DATA, len >= 8 ? 0xffffffffffffffffn : (1n << BigInt(len * 8)) - 1n);
-      this.u32(k.VCPU_PENDING_IO, 2);
-    }
-    return { gpa, len, isWrite };
+    return {
+      gpa: Number(this.get64(k.EXIT_MMIO_GPA)),
+      len: this.u32(k.EXIT_MMIO_LEN) as 1 | 2 | 4 | 8,
+      isWrite: this.u32(k.EXIT_MMIO_IS_WRITE) === 1,
+      data: this.get64(k.EXIT_MMIO_DATA),
+    };
+  }
+  /** Supply the data of an MMIO read; the core restarts the instruction with it. */
+  completeMmioRead(value: bigint): void {
+    this.set64(this.k.EXIT_MMIO_DATA, value);
+    this.u32(this.k.VCPU_PENDING_IO, 2);
   }
 
   /** What INTERNAL_ERROR captured: the failing RIP (linear) and its bytes. */

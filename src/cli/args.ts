@@ -21,3 +21,20 @@ export function parseMemSize(s: string): number {
   const mult = unit === "K" ? 1024 : unit === "G" ? 1024 ** 3 : 1024 ** 2; // no suffix = MiB, like QEMU
   return n * mult;
 }
+
+/**
+ * QEMU's -initrd for multiboot kernels: modules separated by commas (",," is a
+ * literal comma), each "FILE ARGS"; the module's string is that whole text.
+ */
+export function parseModules(spec: string): { path: string; cmdline: string }[] {
+  const parts: string[] = [];
+  let cur = "";
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] === ",") {
+      if (spec[i + 1] === ",") { cur += ","; i++; continue; }
+      parts.push(cur); cur = "";
+    } else cur += spec[i];
+  }
+  parts.push(cur);
+  return parts.filter((p) => p.trim() !== "").map((p) => ({ path: p.trim().split(/\s+/)[0]!, cmdline: p.trim() }));
+}

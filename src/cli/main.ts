@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, writeSync, existsSync, statSync } from "no
 import { Machine, type RunResult } from "../machine.js";
 import { loadCoreModule } from "../platform/node.js";
 import { formatError, Shadow86Error, BootError } from "../errors.js";
-import { normaliseArgv, parseMemSize } from "./args.js";
+import { normaliseArgv, parseMemSize, parseModules } from "./args.js";
 import { disassemble } from "../isa/disasm.js";
 
 class SerialOut {
@@ -43,6 +43,8 @@ export function main(argv: string[]): number {
     .addOption(new Option("--kernel <image>", "multiboot kernel image (ELF32/ELF64 or a.out kludge)"))
     .option("-m, --memory <size>", "guest RAM, as QEMU's -m (256M, 1G; a bare number is MiB)", "256M")
     .option("--append <cmdline>", "kernel command line (the kernel sees \"IMAGE CMDLINE\", as with QEMU)")
+    .option("--initrd <modules>", "multiboot modules, as QEMU's -initrd: \"FILE ARGS,FILE ARGS\" (\",,\" is a literal comma)")
+    .option("-v, --verbose", "log the first access to each unknown I/O port or MMIO page, and the image's layout")
     .option("--max-instructions <n>", "stop the guest after N instructions (exit status 1)")
     .option("--stats-json <file>", "write every counter at exit as JSON ({\"counters\": {...}})")
     .option("-q, --quiet", "no summary on stderr")
@@ -62,7 +64,7 @@ Example: shadow86 -kernel guest-images/hello.elf -m 256M`);
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     throw e;
   }
-  const o = program.opts<{ kernel?: string; memory: string; append?: string; maxInstructions?: string; statsJson?: string; quiet?: boolean }>();
+  const o = program.opts<{ kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean; maxInstructions?: string; statsJson?: string; quiet?: boolean }>();
   if (!o.kernel) {
     process.stderr.write("shadow86: no kernel given: use -kernel IMAGE (see --help)\n");
     return 2;
@@ -79,7 +81,16 @@ Example: shadow86 -kernel guest-images/hello.elf -m 256M`);
       if (!/^\d+$/.test(o.maxInstructions)) throw new BootError(null, `--max-instructions wants a whole number, got "${o.maxInstructions}"`);
       maxInstructions = BigInt(o.maxInstructions);
     }
-    const machine = new Machine({ module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, onSerial: (b) => serial.push(b), maxInstructions });
+    const modules = (o.initrd ? parseModules(o.initrd) : []).map((m) => {
+      if (!existsSync(m.path)) throw new BootError(m.path, "no such file (from -initrd)");
+      return { data: new Uint8Array(readFileSync(m.path)), cmdline: m.cmdline };
+    });
+    const machine = new Machine({
+      module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, modules,
+      onSerial: (b) => serial.push(b), maxInstructions,
+      onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
+    });
+    if (o.verbose) for (const w of machine.boot.warnings) process.stderr.write(`shadow86: ${w}\n`);
     result = machine.run();
   } catch (e) {
     serial.flush();
