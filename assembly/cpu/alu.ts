@@ -1,8 +1,8 @@
 // Integer ALU: add or adc sbb and sub xor cmp, test, inc/dec, not/neg and the
 // group-1/3/4 dispatchers. Flags are recorded lazily (flags.ts).
-import { flags_add, flags_adc, flags_sub, flags_sbb, flags_logic, flags_inc, flags_dec, get_cf, size_mask } from "./flags";
-import { opsize, reg, mod_, ea, imm, read_E, write_E, read_G, write_G } from "./decode";
-import { reg_read, reg_write, reg32, set_reg32, reg16, set_reg16 } from "./state";
+import { flags_add, flags_adc, flags_sub, flags_sbb, flags_logic, flags_inc, flags_dec, get_cf, size_mask, get_eflags, set_arith_flags } from "./flags";
+import { opsize, reg, mod_, ea, imm, rep, pfx_66, rex_w, read_E, write_E, read_G, write_G } from "./decode";
+import { reg_read, reg_write, reg32, set_reg32, reg16, set_reg16, CF, OF } from "./state";
 import { probe_write } from "./mem";
 import { faulted, raise_ud } from "./fault";
 import { mul, imul1, div, idiv } from "./muldiv";
@@ -136,4 +136,25 @@ export function grp4_Eb(): void {
   const sub = reg & 7;
   if (sub > 1) { raise_ud(); return; }
   inc_dec_E(1, sub == 1);
+}
+
+// adcx (66 0F 38 F6) / adox (F3 0F 38 F6): G += E + carry, where the carry is
+// CF (adcx) or OF (adox) and only that flag changes. The 66 is a mandatory
+// prefix, not an operand-size override: the size is 32 or 64 (REX.W).
+export function adcx_adox(): void {
+  let flag: u32;
+  if (rep == 0xf3) flag = OF;
+  else if (rep == 0 && pfx_66) flag = CF;
+  else { raise_ud(); return; }
+  const size = rex_w ? 8 : 4;
+  const src = read_E(size);
+  if (faulted()) return;
+  const f = get_eflags();
+  const dst = read_G(size);
+  const c: u64 = (f & flag) != 0 ? 1 : 0;
+  const m = size_mask(size);
+  const r = (dst + src + c) & m;
+  const carry = r < dst || (c != 0 && r == dst);
+  set_arith_flags((f & ~flag) | (carry ? flag : 0));
+  write_G(size, r);
 }

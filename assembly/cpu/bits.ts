@@ -48,19 +48,33 @@ export function grp8(): void {
   bit_op(sub - 4, imm & 0xff, false);
 }
 
+// bsf/bsr/tzcnt/lzcnt/popcnt: the flags the SDM leaves undefined follow the
+// host CPU ("Host behaviour for undefined results" in test/vectors/README.md).
+// bsf/bsr: a zero source leaves the destination alone (all 64 bits, no
+// zero-extension) with ZF=PF=1; otherwise ZF=0 and PF = parity of the result;
+// CF OF SF AF = 0 in both cases.
+function bit_scan_flags(v: u64, r: u64): void {
+  if (v == 0) set_arith_flags(ZF | PF);
+  else set_arith_flags(szp(r, 1) & PF);
+}
+// tzcnt/lzcnt: CF = source is zero, ZF = result is zero, PF SF AF OF = 0.
+function count_flags(zero_src: bool, r: u64): void {
+  set_arith_flags((zero_src ? CF : 0) | (r == 0 ? ZF : 0));
+}
+
 export function bsf_GvEv(): void {
   const size = opsize;
   const v = read_E(size);
   if (faulted()) return;
   if (rep == 0xf3) { // tzcnt
     const r: u64 = v == 0 ? <u64>(size << 3) : ctz<u64>(v);
-    set_arith_flags((get_eflags() & ~(CF | ZF)) | (v == 0 ? CF : 0) | (r == 0 ? ZF : 0));
+    count_flags(v == 0, r);
     write_G(size, r);
     return;
   }
-  if (v == 0) { set_arith_flags((get_eflags() & ~ZF) | ZF); if (size == 4) write_G(4, read_G(4)); return; }
-  set_arith_flags(get_eflags() & ~ZF);
-  write_G(size, ctz<u64>(v));
+  const r = ctz<u64>(v);
+  bit_scan_flags(v, r);
+  if (v != 0) write_G(size, r);
 }
 export function bsr_GvEv(): void {
   const size = opsize;
@@ -69,14 +83,15 @@ export function bsr_GvEv(): void {
   const bits = <u64>(size << 3);
   if (rep == 0xf3) { // lzcnt
     const r: u64 = v == 0 ? bits : clz<u64>(v) - (64 - bits);
-    set_arith_flags((get_eflags() & ~(CF | ZF)) | (v == 0 ? CF : 0) | (r == 0 ? ZF : 0));
+    count_flags(v == 0, r);
     write_G(size, r);
     return;
   }
-  if (v == 0) { set_arith_flags((get_eflags() & ~ZF) | ZF); if (size == 4) write_G(4, read_G(4)); return; }
-  set_arith_flags(get_eflags() & ~ZF);
-  write_G(size, 63 - clz<u64>(v));
+  const r = 63 - clz<u64>(v);
+  bit_scan_flags(v, r);
+  if (v != 0) write_G(size, r);
 }
+// popcnt: ZF = source is zero, the other five status flags 0.
 export function popcnt_GvEv(): void {
   if (rep != 0xf3) { raise_ud(); return; }
   const v = read_E(opsize);
@@ -86,16 +101,21 @@ export function popcnt_GvEv(): void {
 }
 
 // cmpxchg: compare rAX with r/m; equal -> r/m = reg, else rAX = r/m.
-// The destination is always written (the SDM: "the processor never
-// produces a locked read without also producing a locked write").
+// A memory destination is always written (the SDM: "the processor never
+// produces a locked read without also producing a locked write"); a
+// register destination is left alone on failure, so a 32-bit one is not
+// zero-extended then (host behaviour, test/vectors/README.md).
 function cmpxchg(size: i32): void {
   if (mod_ != 3) { probe_write(ea, size); if (faulted()) return; }
   const d = read_E(size);
   if (faulted()) return;
-  const a = reg_read(0, size, rex != 0 && false);
+  const a = reg_read(0, size, false);
   alu(ALU_CMP, a, d, size);
   if (a == d) write_E(size, read_G(size));
-  else { write_E(size, d); reg_write(0, size, false, d); }
+  else {
+    if (mod_ != 3) write_E(size, d);
+    reg_write(0, size, false, d);
+  }
 }
 export function cmpxchg_EbGb(): void { cmpxchg(1); }
 export function cmpxchg_EvGv(): void { cmpxchg(opsize); }

@@ -1,7 +1,7 @@
 // mul / imul / div / idiv in all sizes. 64-bit forms need the 128-bit
 // product / dividend, built from 32-bit halves.
 import { set_arith_flags, szp, size_mask, sign_bit } from "./flags";
-import { CF, OF, reg64, set_reg64, reg_read, reg_write } from "./state";
+import { CF, OF, ZF, reg64, set_reg64, reg_read, reg_write } from "./state";
 import { opsize, imm, read_E, write_G } from "./decode";
 import { raise_de, faulted } from "./fault";
 
@@ -19,10 +19,11 @@ export function mulhi_s64(a: u64, b: u64): u64 {
   return h;
 }
 
-// Undefined flags of mul/imul (SF ZF AF PF) follow this project's host CPU
-// (see test/vectors): SZP from the low half of the result, AF clear.
+// Undefined flags of mul/imul (SF ZF AF PF) follow the host CPU (see "Host
+// behaviour for undefined results" in test/vectors/README.md): SF and PF
+// from the low half of the result, ZF and AF clear.
 function mul_flags(lo: u64, size: i32, overflow: bool): void {
-  set_arith_flags(szp(lo, size) | (overflow ? CF | OF : 0));
+  set_arith_flags((szp(lo, size) & ~ZF) | (overflow ? CF | OF : 0));
 }
 
 export function mul(src: u64, size: i32): void {
@@ -89,6 +90,7 @@ export function imul_GvEvI(): void {
 import { reg, rex } from "./decode";
 @inline function reg_read_G(): u64 { return reg_read(reg, opsize, rex != 0); }
 
+// div / idiv leave all six status flags unchanged (host behaviour, see above).
 export function div(src: u64, size: i32): void {
   if (src == 0) { raise_de(); return; }
   if (size == 8) {

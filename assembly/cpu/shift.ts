@@ -1,13 +1,16 @@
-// Shifts and rotates (group 2) and shld/shrd. Flags are set eagerly here;
-// where the SDM leaves them undefined (OF for counts > 1, AF) we follow the
-// host CPU recorded in test/vectors (see README "Undefined flags").
+// Shifts and rotates (group 2) and shld/shrd. Flags are set eagerly here.
+// Where the SDM leaves flags or results undefined (OF for counts > 1, AF,
+// 8/16-bit counts >= the operand size, 16-bit shld/shrd counts > 16) we
+// follow the host CPU the vectors were recorded on: see "Host behaviour for
+// undefined results" in test/vectors/README.md, the one place that states it.
 import { set_arith_flags, get_eflags, szp, size_mask, sign_bit } from "./flags";
-import { CF, OF, AF, reg_read } from "./state";
-import { opsize, reg, rex, mod_, ea, imm, opcode, read_E, write_E, read_G } from "./decode";
+import { CF, OF, PF, AF, ZF, SF, reg_read } from "./state";
+import { opsize, reg, mod_, ea, imm, read_E, write_E, read_G } from "./decode";
 import { probe_write } from "./mem";
 import { faulted } from "./fault";
 
-const ROL = 0, ROR = 1, RCL = 2, RCR = 3, SHL = 4, SHR = 5, SAL = 6, SAR = 7;
+const ROL = 0, ROR = 1, RCL = 2, RCR = 3, SHL = 4, SHR = 5, SAR = 7; // 6 = SAL (= SHL)
+const SZAP: u32 = SF | ZF | AF | PF;
 
 @inline function count_of(kind: i32): u32 {
   if (kind == 0) return <u32>imm & 0xff;
@@ -15,74 +18,72 @@ const ROL = 0, ROR = 1, RCL = 2, RCR = 3, SHL = 4, SHR = 5, SAL = 6, SAR = 7;
   return <u32>reg_read(1, 1, false);
 }
 
-// Returns the result and sets flags; `count` already masked to 5/6 bits, non-zero.
-export function shift(op: i32, d: u64, count: u32, size: i32): u64 {
+// d OP count at `size` bytes; sets the flags and returns the result.
+// `count` is already masked to 5/6 bits and non-zero. `keep_of`: leave OF
+// alone for a count > 1 (what the host does for rol/ror r, imm8).
+export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u64 {
   const bits = <u32>size << 3;
   const m = size_mask(size);
   const sb = sign_bit(size);
   const old = get_eflags();
-  const cin: u64 = (old & CF) != 0 ? 1 : 0;
-  let r: u64 = 0;
-  let cf = false, ovf = false;
-  let f: u32 = old & ~(CF | OF);
+  const msb = (d & sb) != 0;
+  const msb1 = (d & (sb >> 1)) != 0;
+  let r: u64;
+  let cf: bool;
+  let ovf: bool; // OF as a 1-bit shift of the original operand gives it
   switch (op) {
-    case ROL: {
-      const c = count % bits;
-      r = c == 0 ? d : ((d << c) | (d >> (bits - c))) & m;
-      cf = (r & 1) != 0;
-      ovf = ((r & sb) != 0) != cf;
-      set_arith_flags((old & ~(CF | OF)) | (cf ? CF : 0) | (ovf ? OF : 0));
-      return r;
-    }
-    case ROR: {
-      const c = count % bits;
-      r = c == 0 ? d : ((d >> c) | (d << (bits - c))) & m;
-      cf = (r & sb) != 0;
-      ovf = ((r & sb) != 0) != ((r & (sb >> 1)) != 0);
-      set_arith_flags((old & ~(CF | OF)) | (cf ? CF : 0) | (ovf ? OF : 0));
-      return r;
-    }
-    case RCL: {
-      const c = count % (bits + 1);
-      r = d;
-      let carry = cin;
-      for (let i: u32 = 0; i < c; i++) {
-        const out = (r >> (bits - 1)) & 1;
-        r = ((r << 1) | carry) & m;
-        carry = out;
+    case ROL: case ROR: case RCL: case RCR: {
+      if (op == ROL) {
+        const c = count % bits;
+        r = c == 0 ? d : ((d << c) | (d >> (bits - c))) & m;
+        cf = (r & 1) != 0;
+        ovf = msb != msb1;
+      } else if (op == ROR) {
+        const c = count % bits;
+        r = c == 0 ? d : ((d >> c) | (d << (bits - c))) & m;
+        cf = (r & sb) != 0;
+        ovf = msb != ((d & 1) != 0);
+      } else {
+        const c = count % (bits + 1);
+        if (c == 0) return d; // rcl/rcr 8/16 by a multiple of 9/17: nothing changes
+        const cin: u64 = (old & CF) != 0 ? 1 : 0;
+        // rotate the (bits+1)-bit value CF:d; c <= 32 when bits < 64
+        if (op == RCL) {
+          if (bits == 64) {
+            r = c == 1 ? (d << 1) | cin : (d << c) | (cin << (c - 1)) | (d >> (65 - c));
+            cf = ((d >> (64 - c)) & 1) != 0;
+          } else {
+            const w = (cin << bits) | d; // bits+1 wide
+            const rot = ((w << c) | (w >> (bits + 1 - c))) & ((m << 1) | 1);
+            r = rot & m;
+            cf = ((rot >> bits) & 1) != 0;
+          }
+          ovf = msb != msb1;
+        } else {
+          if (bits == 64) {
+            r = c == 1 ? (d >> 1) | (cin << 63) : (d >> c) | (cin << (64 - c)) | (d << (65 - c));
+            cf = ((d >> (c - 1)) & 1) != 0;
+          } else {
+            const w = (cin << bits) | d;
+            const rot = ((w >> c) | (w << (bits + 1 - c))) & ((m << 1) | 1);
+            r = rot & m;
+            cf = ((rot >> bits) & 1) != 0;
+          }
+          ovf = msb != (cin != 0);
+        }
       }
-      cf = carry != 0;
-      ovf = ((r & sb) != 0) != cf;
-      set_arith_flags((old & ~(CF | OF)) | (cf ? CF : 0) | (ovf ? OF : 0));
+      if (keep_of && count > 1) ovf = (old & OF) != 0;
+      // rotates leave SF ZF AF PF alone
+      set_arith_flags((old & SZAP) | (cf ? CF : 0) | (ovf ? OF : 0));
       return r;
-    }
-    case RCR: {
-      const c = count % (bits + 1);
-      r = d;
-      let carry = cin;
-      ovf = ((r & sb) != 0) != (carry != 0); // OF from the operand before rotating (count 1)
-      for (let i: u32 = 0; i < c; i++) {
-        const out = r & 1;
-        r = (r >> 1) | (carry << (bits - 1));
-        carry = out;
-      }
-      cf = carry != 0;
-      set_arith_flags((old & ~(CF | OF)) | (cf ? CF : 0) | (ovf ? OF : 0));
-      return r;
-    }
-    case SHL: case SAL: {
-      r = count >= 64 ? 0 : (d << count) & m;
-      cf = count <= bits ? ((d >> (bits - count)) & 1) != 0 : false;
-      ovf = ((r & sb) != 0) != cf;
-      break;
     }
     case SHR: {
-      r = count >= 64 ? 0 : d >> count;
-      cf = ((d >> (count - 1)) & 1) != 0;
-      ovf = (d & sb) != 0;
+      r = d >> count;
+      cf = ((d >> (count - 1)) & 1) != 0; // 0 once count - 1 >= bits (d is masked)
+      ovf = msb;
       break;
     }
-    default: { // SAR
+    case SAR: {
       const sd = (<i64>(d << (64 - bits))) >> (64 - bits);
       const c = count > 63 ? 63 : count;
       r = <u64>(sd >> c) & m;
@@ -90,12 +91,20 @@ export function shift(op: i32, d: u64, count: u32, size: i32): u64 {
       ovf = false;
       break;
     }
+    default: { // SHL, SAL
+      r = (d << count) & m;
+      cf = count <= bits ? ((d >> (bits - count)) & 1) != 0 : false;
+      ovf = msb != msb1;
+      break;
+    }
   }
-  f = szp(r, size) | (cf ? CF : 0) | (ovf ? OF : 0) | (old & AF);
-  set_arith_flags(f);
+  if (keep_of && count > 1) ovf = (old & OF) != 0;
+  // shifts: AF = 0
+  set_arith_flags(szp(r, size) | (cf ? CF : 0) | (ovf ? OF : 0));
   return r;
 }
 
+// kind: 0 = imm8 (C0/C1), 1 = by one (D0/D1), 2 = by CL (D2/D3)
 function grp2(size: i32, kind: i32): void {
   const op = reg & 7;
   const cmask: u32 = size == 8 ? 0x3f : 0x1f;
@@ -104,7 +113,9 @@ function grp2(size: i32, kind: i32): void {
   const d = read_E(size);
   if (faulted()) return;
   if (count == 0) { if (size == 4 && mod_ == 3) write_E(4, d); return; } // 32-bit dest still zero-extends
-  write_E(size, shift(op, d, count, size));
+  // the host keeps OF on rol/ror of a register by an immediate > 1 (but not by CL, nor in memory)
+  const keep_of = kind == 0 && mod_ == 3 && op <= ROR;
+  write_E(size, shift(op, d, count, size, keep_of));
 }
 export function grp2_Eb(kind: i32): void { grp2(1, kind); }
 export function grp2_Ev(kind: i32): void { grp2(opsize, kind); }
@@ -112,33 +123,32 @@ export function grp2_Ev(kind: i32): void { grp2(opsize, kind); }
 // shld / shrd: kind 0 = imm8, 1 = CL
 function double_shift(left: bool, kind: i32): void {
   const size = opsize;
-  const bits = <u32>size << 3;
   const cmask: u32 = size == 8 ? 0x3f : 0x1f;
-  const count = (kind == 0 ? <u32>imm & 0xff : <u32>reg_read(1, 1, false)) & cmask;
+  const c = (kind == 0 ? <u32>imm & 0xff : <u32>reg_read(1, 1, false)) & cmask;
   if (mod_ != 3) { probe_write(ea, size); if (faulted()) return; }
   const d = read_E(size);
   if (faulted()) return;
-  if (count == 0) { if (size == 4 && mod_ == 3) write_E(4, d); return; }
+  if (c == 0) { if (size == 4 && mod_ == 3) write_E(4, d); return; }
   const s = read_G(size);
   const m = size_mask(size);
-  const sb = sign_bit(size);
   let r: u64, cf: bool;
-  if (size == 2 && count > 16) {
-    // undefined result for 16-bit counts > 16: shift through the 48-bit d:s:d, as hosts do
-    const wide: u64 = left ? (d << 32) | (s << 16) | d : (d << 32) | (s << 16) | d;
-    if (left) { r = (wide >> (48 - count)) & m; cf = ((wide >> (48 - count + 16)) & 1) != 0; }
-    else { const w2: u64 = (d << 32) | (d << 16) | s; r = ((s << 32 | d << 16 | s) >> (count - 16)) & m; cf = (((s << 32) | (d << 16) | s) >> (count - 17) & 1) != 0; }
-  } else if (left) {
-    r = ((d << count) | (count == bits ? s : (s >> (bits - count)))) & m;
-    if (count == bits) r = s & m;
-    cf = ((d >> (bits - count)) & 1) != 0;
+  if (size == 2) {
+    // 48-bit model X = d:s:d (exact for c <= 16, the host's result for 17..31)
+    const x = (d << 32) | (s << 16) | d;
+    if (left) { r = (x >> (32 - c)) & m; cf = ((x >> (48 - c)) & 1) != 0; }
+    else { r = (x >> c) & m; cf = ((x >> (c - 1)) & 1) != 0; }
+  } else if (size == 4) {
+    if (left) { const x = (d << 32) | s; r = (x >> (32 - c)) & m; cf = ((x >> (64 - c)) & 1) != 0; }
+    else { const x = (s << 32) | d; r = (x >> c) & m; cf = ((x >> (c - 1)) & 1) != 0; }
   } else {
-    r = ((d >> count) | (s << (bits - count))) & m;
-    if (count == bits) r = s & m;
-    cf = ((d >> (count - 1)) & 1) != 0;
+    if (left) { r = (d << c) | (s >> (64 - c)); cf = ((d >> (64 - c)) & 1) != 0; }
+    else { r = (d >> c) | (s << (64 - c)); cf = ((d >> (c - 1)) & 1) != 0; }
   }
-  const ovf = ((r ^ d) & sb) != 0;
-  set_arith_flags(szp(r, size) | (cf ? CF : 0) | (ovf ? OF : 0) | (get_eflags() & AF));
+  // OF as for a 1-bit shift of the original operands, AF = 0
+  const sb = sign_bit(size);
+  const msb = (d & sb) != 0;
+  const ovf = left ? msb != ((d & (sb >> 1)) != 0) : msb != ((s & 1) != 0);
+  set_arith_flags(szp(r, size) | (cf ? CF : 0) | (ovf ? OF : 0));
   write_E(size, r);
 }
 export function shld(kind: i32): void { double_shift(true, kind); }

@@ -236,4 +236,8 @@ op(T | 0xc7, "grp9", "grp9()", M);
 for (let r = 0; r < 8; r++) op(T | (0xc8 + r), "bswap", `bswap_r(${r})`);
 op(T | 0xff, "ud0", "op_ud()", M);
 
+// ---- three-byte map (0F 38 xx)
+const T38 = 0x200;
+op(T38 | 0xf6, "adcx/adox", "adcx_adox()", M); // 66: adcx, F3: adox (mandatory prefixes)
+
 export const OPCODES: ReadonlyMap<number, OpDef> = table;
