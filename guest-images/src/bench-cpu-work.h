@@ -1,11 +1,12 @@
 /* bench-cpu-work.h - the integer workload of bench-cpu, in plain C with no
  * dependencies so the expected results can be recomputed on the host:
- *   cc -O2 -x c -DBENCH_HOST_MAIN src/bench-cpu-work.h -o /tmp/b && /tmp/b           */
+ *   cc -O2 -x c -DBENCH_HOST_MAIN src/bench-cpu-work.h -o /tmp/b && /tmp/b \
+ *       > src/bench-cpu-expect.h                                                      */
 #ifndef BENCH_CPU_WORK_H
 #define BENCH_CPU_WORK_H
 #include <stdint.h>
 
-#define BENCH_ROUNDS 24
+#define BENCH_MAX_ROUNDS 24 /* the default; "rounds=N" on the command line picks 1..24 */
 
 /* 1. LCG + xorshift mixing, 64-bit multiplies. */
 static uint64_t bench_lcg(uint32_t n, uint64_t seed)
@@ -94,37 +95,47 @@ struct bench_result {
 #define BENCH_SIEVE_N (1u << 20)
 #define BENCH_CRC_LEN (64u << 10)
 
-/* buf needs BENCH_SIEVE_N bytes. */
-static void bench_run(struct bench_result *r, uint8_t *buf)
+/* One round of the workload, folded into *r. buf needs BENCH_SIEVE_N bytes. */
+static void bench_round(struct bench_result *r, uint8_t *buf, uint32_t round)
 {
-    r->lcg = 0;
-    r->crc = 0;
-    r->divmod = 0;
-    for (uint32_t round = 0; round < BENCH_ROUNDS; round++) {
-        r->lcg += bench_lcg(1u << 20, 0x1234 + round);
-        uint64_t x = 0xabcdef + round;
-        for (uint32_t i = 0; i < BENCH_CRC_LEN; i++) {
-            x = x * 6364136223846793005ull + 1;
-            buf[i] = (uint8_t)(x >> 56);
-        }
-        r->crc ^= bench_crc32(buf, BENCH_CRC_LEN, round);
-        r->primes = bench_sieve(buf, BENCH_SIEVE_N, &r->prime_sum);
-        r->divmod += bench_divmod(40000);
+    r->lcg += bench_lcg(1u << 20, 0x1234 + round);
+    uint64_t x = 0xabcdef + round;
+    for (uint32_t i = 0; i < BENCH_CRC_LEN; i++) {
+        x = x * 6364136223846793005ull + 1;
+        buf[i] = (uint8_t)(x >> 56);
     }
+    r->crc ^= bench_crc32(buf, BENCH_CRC_LEN, round);
+    r->primes = bench_sieve(buf, BENCH_SIEVE_N, &r->prime_sum);
+    r->divmod += bench_divmod(40000 + round);
 }
 
 #ifdef BENCH_HOST_MAIN
+/* Prints the expected results after 1..BENCH_MAX_ROUNDS rounds as C tables. */
 #include <stdio.h>
 static uint8_t host_buf[BENCH_SIEVE_N];
 int main(void)
 {
-    struct bench_result r;
-    bench_run(&r, host_buf);
-    printf("#define BENCH_EXPECT_LCG       0x%016llxull\n", (unsigned long long)r.lcg);
-    printf("#define BENCH_EXPECT_CRC       0x%08xu\n", r.crc);
+    struct bench_result r = {0, 0, 0, 0, 0};
+    uint64_t lcg[BENCH_MAX_ROUNDS], divmod[BENCH_MAX_ROUNDS];
+    uint32_t crc[BENCH_MAX_ROUNDS];
+    for (uint32_t i = 0; i < BENCH_MAX_ROUNDS; i++) {
+        bench_round(&r, host_buf, i);
+        lcg[i] = r.lcg;
+        crc[i] = r.crc;
+        divmod[i] = r.divmod;
+    }
     printf("#define BENCH_EXPECT_PRIMES    %uu\n", r.primes);
     printf("#define BENCH_EXPECT_PRIME_SUM %lluull\n", (unsigned long long)r.prime_sum);
-    printf("#define BENCH_EXPECT_DIVMOD    0x%016llxull\n", (unsigned long long)r.divmod);
+    printf("static const uint64_t bench_expect_lcg[BENCH_MAX_ROUNDS] = {");
+    for (int i = 0; i < BENCH_MAX_ROUNDS; i++)
+        printf("%s0x%016llxull", i == 0 ? "\n    " : i % 3 ? ", " : ",\n    ", (unsigned long long)lcg[i]);
+    printf("\n};\nstatic const uint32_t bench_expect_crc[BENCH_MAX_ROUNDS] = {");
+    for (int i = 0; i < BENCH_MAX_ROUNDS; i++)
+        printf("%s0x%08xu", i == 0 ? "\n    " : i % 6 ? ", " : ",\n    ", crc[i]);
+    printf("\n};\nstatic const uint64_t bench_expect_divmod[BENCH_MAX_ROUNDS] = {");
+    for (int i = 0; i < BENCH_MAX_ROUNDS; i++)
+        printf("%s0x%016llxull", i == 0 ? "\n    " : i % 3 ? ", " : ",\n    ", (unsigned long long)divmod[i]);
+    printf("\n};\n");
     return 0;
 }
 #endif
