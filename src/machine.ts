@@ -5,6 +5,7 @@
  * Independent of Node: file reading and output are the caller's.
  */
 import { Vm } from "./vm.js";
+import type { Vcpu } from "./vcpu.js";
 import { loadMultiboot, type MultibootBoot } from "./boot/multiboot.js";
 import { Uart16550, COM1_BASE, UART_PORT_COUNT } from "./devices/uart16550.js";
 import { DebugExit, DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE } from "./devices/debug_exit.js";
@@ -84,7 +85,8 @@ export class Machine {
     this.vm.vcpus[0].setMultibootState(this.boot.entry, this.boot.mbiAddr);
   }
 
-  run(): RunResult {
+  /** Run vCPU 0 until the guest stops. `onSlice` is called between run() calls (live stats). */
+  run(onSlice?: (cpu: Vcpu) => void): RunResult {
     const cpu = this.vm.vcpus[0];
     const start = performance.now();
     const limit = this.opts.maxInstructions ?? 0n;
@@ -112,6 +114,7 @@ export class Machine {
           break;
         }
         case "BUDGET":
+          onSlice?.(cpu);
           break;
         case "HLT":
           // No interrupt source is modelled yet, so a halted vCPU never wakes.

@@ -93,3 +93,17 @@ describe("shadow86 CLI", () => {
     expect(r.stderr).toMatch(/\(fld1\)/);
   });
 });
+
+describe("shadow86 subcommands", () => {
+  it("stat prints kvm_stat-like lines (plain when not a TTY) and the guest still passes", () => {
+    const r = cli("stat", "-kernel", "guest-images/hello.elf", "-q");
+    expect(r.status).toBe(33);
+    expect(r.stderr).toMatch(/^shadow86 stat: instructions=\d+ \(\d+\/s\) .*io_exits=\d+/m);
+  });
+  it("profile lists the hottest functions, WASM ones by their --debug names", () => {
+    const r = cli("profile", "-kernel", "guest-images/hello.elf", "--top", "5");
+    expect(r.status).toBe(33);
+    expect(r.stderr).toMatch(/\| self % \| self ms \| where \| function \|/);
+    expect(r.stderr).toMatch(/\| wasm \| assembly\/cpu\/\w+\/\w+ \|/);
+  });
+});

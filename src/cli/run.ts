@@ -1,0 +1,94 @@
+/** `shadow86 [run]`: boot a kernel, serial on stdout, summary on stderr, QEMU's exit status. */
+import { Command, Option } from "commander";
+import { readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { Machine, type RunResult } from "../machine.js";
+import { loadCoreModule } from "../platform/node.js";
+import { formatError, Shadow86Error, BootError } from "../errors.js";
+import { parseMemSize, parseModules } from "./args.js";
+import { disassemble } from "../isa/disasm.js";
+import { SerialOut } from "./serial.js";
+import { StatDisplay } from "./stat.js";
+
+export interface RunOptions {
+  kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean;
+  maxInstructions?: string; statsJson?: string; quiet?: boolean; stat?: boolean;
+}
+
+/** The options shared by run, stat and profile. */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--kernel <image>", "multiboot kernel image (ELF32/ELF64 or a.out kludge); also -kernel"))
+    .option("-m, --memory <size>", "guest RAM, as QEMU's -m (256M, 1G; a bare number is MiB)", "256M")
+    .option("--append <cmdline>", "kernel command line (the kernel sees \"IMAGE CMDLINE\", as with QEMU); also -append")
+    .option("--initrd <modules>", "multiboot modules, as QEMU's -initrd: \"FILE ARGS,FILE ARGS\" (\",,\" is a literal comma)")
+    .option("-v, --verbose", "log the first access to each unknown I/O port or MMIO page, and loader warnings")
+    .option("--max-instructions <n>", "stop the guest after N instructions (exit status 1)")
+    .option("--stats-json <file>", "write every counter at exit as JSON ({\"counters\": {...}})")
+    .option("--stat", "show a live kvm_stat-like counter table on stderr while the guest runs")
+    .option("-q, --quiet", "no summary on stderr");
+}
+
+export function summary(r: RunResult): string {
+  const secs = r.wallMs / 1000;
+  const mips = Number(r.instructions) / 1e6 / Math.max(secs, 1e-9);
+  const lines = [`shadow86: ${r.instructions} instructions in ${secs.toFixed(3)} s (${mips.toFixed(1)} MIPS), stop: ${r.reason}, status ${r.status}`];
+  const nonzero = Object.entries(r.stats).filter(([, v]) => v !== 0n);
+  if (nonzero.length) lines.push("shadow86: counters: " + nonzero.map(([k, v]) => `${k}=${v}`).join(" "));
+  return lines.join("\n");
+}
+
+/** Build the machine from options; errors are Shadow86Errors (status 2). */
+export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
+  if (!o.kernel) throw new BootError(null, "no kernel given: use -kernel IMAGE (see --help)");
+  let ramSize: number;
+  try { ramSize = parseMemSize(o.memory); } catch (e) { throw new BootError(null, (e as Error).message); }
+  if (!existsSync(o.kernel)) throw new BootError(o.kernel, "no such file");
+  if (statSync(o.kernel).isDirectory()) throw new BootError(o.kernel, "is a directory, not a kernel image");
+  const kernel = new Uint8Array(readFileSync(o.kernel));
+  let maxInstructions: bigint | undefined;
+  if (o.maxInstructions !== undefined) {
+    if (!/^\d+$/.test(o.maxInstructions)) throw new BootError(null, `--max-instructions wants a whole number, got "${o.maxInstructions}"`);
+    maxInstructions = BigInt(o.maxInstructions);
+  }
+  const modules = (o.initrd ? parseModules(o.initrd) : []).map((m) => {
+    if (!existsSync(m.path)) throw new BootError(m.path, "no such file (from -initrd)");
+    return { data: new Uint8Array(readFileSync(m.path)), cmdline: m.cmdline };
+  });
+  const machine = new Machine({
+    module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, modules,
+    onSerial: (b) => serial.push(b), maxInstructions,
+    onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
+  });
+  if (o.verbose) for (const w of machine.boot.warnings) process.stderr.write(`shadow86: ${w}\n`);
+  return machine;
+}
+
+export function runCommand(o: RunOptions): number {
+  const serial = new SerialOut();
+  let result: RunResult;
+  try {
+    const machine = makeMachine(o, serial);
+    const live = o.stat ? new StatDisplay(process.stderr.isTTY === true) : undefined;
+    result = machine.run(live ? (cpu) => live.tick(cpu) : undefined);
+    if (live) live.render(result.stats, result.instructions);
+  } catch (e) {
+    serial.flush();
+    if (e instanceof Shadow86Error) { process.stderr.write(`shadow86: ${formatError(e)}\n`); return 2; }
+    throw e;
+  }
+  serial.flush();
+  if (result.message) {
+    let msg = result.message;
+    if (result.internalError) {
+      const text = disassemble(result.internalError.bytes, result.internalError.bitness, result.internalError.rip);
+      if (text) msg += ` (${text})`;
+    }
+    process.stderr.write(`shadow86: ${msg}\n`);
+  }
+  if (!o.quiet) process.stderr.write(summary(result) + "\n");
+  if (o.statsJson) {
+    const counters = Object.fromEntries(Object.entries(result.stats).map(([k, v]) => [k, Number(v)]));
+    writeFileSync(o.statsJson, JSON.stringify({ counters, instructions: Number(result.instructions), status: result.status, stop: result.reason }, null, 2) + "\n");
+  }
+  return result.status;
+}
