@@ -7,17 +7,24 @@
  * Guest-physical layout (all below the 640 KiB PC hole, identity-mapped with
  * user-accessible writable 4 KiB pages over the first 2 MiB):
  *   0x01000  PML4   0x02000  PDPT   0x03000  PD   0x04000  PT
+ *   0x05000  GDT, 0x05800 IDT, 0x06000 exception stubs (32-bit mode only)
  *   0x10000  scratch (the vectors' src buffer)
  *   0x20000  scratch (the vectors' dst buffer)
  *   0x30000  code (CODE_ADDR)
- * No IDT (limit 0): any exception escalates to a triple fault, i.e. a
- * SHUTDOWN exit, which the tests report as a failure.
+ * In 64-bit mode there is no IDT (limit 0): any exception escalates to a
+ * triple fault, i.e. a SHUTDOWN exit, which the tests report as a failure.
+ * In 32-bit mode each of the 32 exception vectors points at a `hlt` stub,
+ * so an exception shows up as a HLT exit and exceptionVector() names it.
  */
 import { Vm } from "../../src/vm.js";
 import { Vcpu, type ExitName } from "../../src/vcpu.js";
 import { loadCoreModule } from "../../src/platform/node.js";
 
 export const PML4_ADDR = 0x1000;
+export const GDT_ADDR = 0x5000;
+export const IDT_ADDR = 0x5800;
+export const EXC_STUBS = 0x6000; // vector v's handler: a hlt at EXC_STUBS + 16 * v
+export const STACK_TOP = 0x8000;
 export const CODE_ADDR = 0x30000;
 const MiB = 1024 * 1024;
 
@@ -75,17 +82,43 @@ export class TestCpu {
     v.flushTlb();
   }
 
-  /** Flat 32-bit protected mode, CPL 0, paging off (for decoding in 32-bit mode). */
+  /**
+   * Flat 32-bit protected mode, CPL 0, paging off, ESP = STACK_TOP, with a GDT
+   * (0x08 code, 0x10 data) and an IDT sending every exception to a hlt stub.
+   */
   enterProtectedMode32(): void {
     const v = this.vcpu, k = this.k;
+    const dv = new DataView(this.vm.memory.buffer, this.vm.ramBase);
+    dv.setBigUint64(GDT_ADDR, 0n, true);
+    dv.setBigUint64(GDT_ADDR + 8, 0x00cf9b000000ffffn, true);
+    dv.setBigUint64(GDT_ADDR + 16, 0x00cf93000000ffffn, true);
+    for (let vec = 0; vec < 32; vec++) {
+      const handler = EXC_STUBS + 16 * vec;
+      dv.setUint32(IDT_ADDR + vec * 8, (0x08 << 16) | (handler & 0xffff), true);
+      dv.setUint32(IDT_ADDR + vec * 8 + 4, (handler & 0xffff0000) | 0x8e00, true); // P, DPL 0, 32-bit interrupt gate
+      this.write(handler, new Uint8Array([0xf4])); // hlt
+    }
+    v.set64(k.VCPU_GDTR_BASE, BigInt(GDT_ADDR));
+    v.u32(k.VCPU_GDTR_LIMIT, 3 * 8 - 1);
+    v.set64(k.VCPU_IDTR_BASE, BigInt(IDT_ADDR));
+    v.u32(k.VCPU_IDTR_LIMIT, 32 * 8 - 1);
+    v.setReg("rsp", BigInt(STACK_TOP));
     v.set64(k.VCPU_CR0, CR0_PE | CR0_ET | CR0_NE);
     v.set64(k.VCPU_CR4, 0n);
     v.set64(k.VCPU_EFER, 0n);
     v.set64(k.VCPU_CR3, 0n);
     v.setSeg("cs", { selector: 0x08, base: 0n, limit: 0xffffffff, attr: ATTR_CODE32 });
     for (const s of ["ds", "es", "ss", "fs", "gs"] as const) v.setSeg(s, { selector: 0x10, base: 0n, limit: 0xffffffff, attr: ATTR_DATA32 });
-    this.noIdt();
+    v.u32(k.VCPU_HALTED, 0);
+    v.i32(k.VCPU_PENDING_IRQ, -1);
     v.flushTlb();
+  }
+
+  /** After a HLT exit in 32-bit mode: the exception vector whose stub halted, or -1. */
+  exceptionVector(): number {
+    const at = Number(this.rip) - 1 - EXC_STUBS;
+    if (!this.vcpu.halted || at < 0 || at >= 32 * 16 || at % 16 !== 0) return -1;
+    return at / 16;
   }
 
   private noIdt(): void {
