@@ -142,6 +142,13 @@ export function decode(rip: u64): bool {
   if ((fl & OPF_MODRM) != 0) {
     decode_modrm();
     if (faulted()) return false;
+    // Group 5's near call/jmp and push default to 64-bit operands in 64-bit
+    // mode (its inc/dec do not), so the table cannot say d64 for the opcode.
+    if (op == 0xff && mode64 && !rex_w) {
+      const sub = (modrm >> 3) & 7;
+      if (sub == 2 || sub == 4) opsize = 8;
+      else if (sub == 6) opsize = pfx_66 ? 2 : 8;
+    }
   } else {
     mod_ = 3;
   }
