@@ -14,7 +14,8 @@ import { faulted, raise, raise_gp, raise_np, raise_ss, raise_ts, clear_fault, ex
 import { protected_mode, long_mode, mode64, cpl, stack_size, update_mode } from "./mode";
 import { read_desc, desc_attr, desc_base, desc_limit, attr_dpl, ATTR_P, ATTR_L, ATTR_CODE, ATTR_CONFORMING, ATTR_S, load_seg, load_cs } from "./seg";
 import { next_ip, set_next_ip, opsize } from "./decode";
-import { fetch_invalidate } from "../mmu/tlb";
+import { fetch_invalidate, tlb_set_cpl } from "../mmu/tlb";
+import { mem_set_mode, lin_mask } from "./mem";
 import { STAT_EXCEPTIONS, STAT_TRIPLE_FAULTS } from "../stats";
 
 // Set when delivery failed twice over: the run loop exits with SHUTDOWN.
@@ -148,13 +149,16 @@ function do_interrupt(vector: i32, has_code: bool, code: u32, flags: i32, ret_ip
     if (faulted()) return;
     sp &= ~<u64>15;
     const frame = sp - (has_code ? 48 : 40);
+    // the frame is written with the handler's privilege (a ring-3 event
+    // pushes onto the ring-0 stack as a supervisor access)
+    as_cpl(new_cpl);
     // write the frame top-down; any fault aborts before state changes
-    write_sz(frame + (has_code ? 40 : 32), 8, old_ss); if (faulted()) return;
-    write_sz(frame + (has_code ? 32 : 24), 8, old_sp); if (faulted()) return;
-    write_sz(frame + (has_code ? 24 : 16), 8, <u64>old_flags); if (faulted()) return;
-    write_sz(frame + (has_code ? 16 : 8), 8, old_cs); if (faulted()) return;
-    write_sz(frame + (has_code ? 8 : 0), 8, ret_ip); if (faulted()) return;
-    if (has_code) { write_sz(frame, 8, <u64>code); if (faulted()) return; }
+    write_sz(frame + (has_code ? 40 : 32), 8, old_ss); if (faulted()) { update_mode(); return; }
+    write_sz(frame + (has_code ? 32 : 24), 8, old_sp); if (faulted()) { update_mode(); return; }
+    write_sz(frame + (has_code ? 24 : 16), 8, <u64>old_flags); if (faulted()) { update_mode(); return; }
+    write_sz(frame + (has_code ? 16 : 8), 8, old_cs); if (faulted()) { update_mode(); return; }
+    write_sz(frame + (has_code ? 8 : 0), 8, ret_ip); if (faulted()) { update_mode(); return; }
+    if (has_code) { write_sz(frame, 8, <u64>code); if (faulted()) { update_mode(); return; } }
     if (new_cpl < cpl) seg_set(SEG_SS, <u32>new_cpl, 0, 0, 0); // null SS with RPL = new CPL
     seg_set(SEG_CS, (sel & 0xfffc) | <u32>new_cpl, desc_base(cd), desc_limit(cd), ca | 1);
     set_reg64(4, frame);
@@ -184,13 +188,14 @@ function do_interrupt(vector: i32, has_code: bool, code: u32, flags: i32, ret_ip
     let p = (sp - n * w) & (sp32 ? 0xffffffff : 0xffff);
     const base = ss_base;
     let at = p;
-    if (has_code) { write_sz((base + at) & 0xffffffff, <i32>w, <u64>code); if (faulted()) return; at += w; }
-    write_sz((base + at) & 0xffffffff, <i32>w, ret_ip); if (faulted()) return; at += w;
-    write_sz((base + at) & 0xffffffff, <i32>w, old_cs); if (faulted()) return; at += w;
-    write_sz((base + at) & 0xffffffff, <i32>w, <u64>old_flags); if (faulted()) return; at += w;
+    as_cpl(new_cpl);
+    if (has_code) { write_sz((base + at) & 0xffffffff, <i32>w, <u64>code); if (faulted()) { update_mode(); return; } at += w; }
+    write_sz((base + at) & 0xffffffff, <i32>w, ret_ip); if (faulted()) { update_mode(); return; } at += w;
+    write_sz((base + at) & 0xffffffff, <i32>w, old_cs); if (faulted()) { update_mode(); return; } at += w;
+    write_sz((base + at) & 0xffffffff, <i32>w, <u64>old_flags); if (faulted()) { update_mode(); return; } at += w;
     if (outer) {
-      write_sz((base + at) & 0xffffffff, <i32>w, old_sp); if (faulted()) return; at += w;
-      write_sz((base + at) & 0xffffffff, <i32>w, old_ss); if (faulted()) return;
+      write_sz((base + at) & 0xffffffff, <i32>w, old_sp); if (faulted()) { update_mode(); return; } at += w;
+      write_sz((base + at) & 0xffffffff, <i32>w, old_ss); if (faulted()) { update_mode(); return; }
       seg_set(SEG_SS, ss_sel, ss_base, ss_limit, ss_attr | 1);
     }
     seg_set(SEG_CS, (sel & 0xfffc) | <u32>new_cpl, desc_base(cd), desc_limit(cd), ca | 1);
@@ -202,6 +207,10 @@ function do_interrupt(vector: i32, has_code: bool, code: u32, flags: i32, ret_ip
   set_eflags(nf);
   finish(target);
 }
+
+// Make memory accesses use `c`'s privilege until update_mode() recomputes
+// it from CS (which finish() and the failure paths do).
+function as_cpl(c: i32): void { mem_set_mode(c == 3, lin_mask); tlb_set_cpl(c == 3); }
 
 function finish(target: u64): void {
   update_mode();
