@@ -8,6 +8,7 @@ import { Command, CommanderError } from "commander";
 import { normaliseArgv } from "./args.js";
 import { addRunOptions, runCommand, type RunOptions } from "./run.js";
 import { profileCommand } from "./profile.js";
+import { benchCommand } from "./bench.js";
 
 const EXIT_HELP = `
 Exit status: as QEMU's with isa-debug-exit: (value << 1) | 1 of the byte the guest
@@ -39,6 +40,12 @@ export function main(argv: string[]): number {
     .option("--out <file>", "keep the .cpuprofile (open it in Chrome DevTools)")
     .option("--top <n>", "how many functions to list", "20")
     .action((o: RunOptions & { out?: string; top: string }) => { status = profileCommand(o); });
+
+  program.command("bench").description("run the benchmark suite: one markdown table (knob off vs on, ratio, the seed's claim) and QEMU TCG times")
+    .option("--json <file>", "also write the results as JSON")
+    .option("--only <text>", "only the workloads whose name contains TEXT")
+    .option("--no-qemu", "do not time QEMU TCG on the same images")
+    .action((o: { json?: string; only?: string; qemu: boolean }) => { status = benchCommand(o); });
 
   program.addHelpText("after", EXIT_HELP);
   try {

@@ -1,0 +1,24 @@
+/**
+ * The rows of `shadow86 bench`. Each compares two configurations of the same
+ * guest; knob rows name the seed whose claim they check.
+ */
+import type { BenchRow } from "./bench.js";
+
+export function suite(features: { mmu: boolean }): BenchRow[] {
+  const rows: BenchRow[] = [
+    { workload: "bench-cpu rounds=2", image: "guest-images/bench-cpu.elf", append: "rounds=2", metric: "mips",
+      off: { label: "default", args: [] }, on: { label: "default", args: [] }, claim: "issue 3: >= 150 MIPS; issue 12: >= 300" },
+  ];
+  if (features.mmu) {
+    for (const img of ["hello", "cr3-switch", "memset", "pt-torture"]) {
+      rows.push({ workload: img, image: `guest-images/${img}.elf`, metric: "wall_s",
+        off: { label: "tdp", args: ["--mmu", "tdp"] }, on: { label: "shadow", args: ["--mmu", "shadow"] },
+        claim: "shadow vs the tdp baseline (walk on every TLB miss)" });
+    }
+    rows.push({ workload: "cr3-switch", image: "guest-images/cr3-switch.elf", metric: "wall_s",
+      off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
+      on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
+      claim: "seed 004: cached roots make switching back cheap" });
+  }
+  return rows;
+}

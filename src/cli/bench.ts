@@ -1,0 +1,29 @@
+/** `shadow86 bench`: run the benchmark suite, print one markdown table (and QEMU TCG times). */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import { runShadow86, metricOf, qemuWall, markdown, type BenchResult } from "../bench/bench.js";
+import { suite } from "../bench/suite.js";
+import { packageRoot } from "../platform/node.js";
+
+export function benchCommand(o: { json?: string; only?: string; qemu: boolean }): number {
+  const root = packageRoot();
+  const cli = fileURLToPath(import.meta.url);
+  const help = spawnSync(process.execPath, [cli, "run", "--help"], { encoding: "utf8" }).stderr;
+  let rows = suite({ mmu: help.includes("--mmu") });
+  if (o.only) rows = rows.filter((r) => r.workload.includes(o.only!));
+  const results: BenchResult[] = [];
+  const qemu = new Map<string, number | undefined>();
+  rows.forEach((row, i) => {
+    process.stderr.write(`bench [${i + 1}/${rows.length}] ${row.workload}: ${row.off.label} vs ${row.on.label}...\n`);
+    const off = runShadow86(cli, root, row.image, row.append, row.off.args);
+    const on = row.on.args.join(" ") === row.off.args.join(" ") ? off : runShadow86(cli, root, row.image, row.append, row.on.args);
+    const offValue = metricOf(off, row.metric), onValue = metricOf(on, row.metric);
+    results.push({ row, off, on, offValue, onValue, ratio: offValue === 0 ? 0 : onValue / offValue });
+    if (o.qemu && !qemu.has(row.workload)) qemu.set(row.workload, qemuWall(join(root, "..", "shared", "qemu-oracle"), root, row.image, row.append));
+  });
+  process.stdout.write(markdown(results, qemu) + "\n");
+  if (o.json) writeFileSync(o.json, JSON.stringify(results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) })), null, 2) + "\n");
+  return results.some((r) => r.off.status !== 33 || r.on.status !== 33) ? 1 : 0;
+}
