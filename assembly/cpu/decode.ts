@@ -9,7 +9,7 @@ import {
   OPFLAGS, OPF_MODRM, OPF_IMM_SHIFT, OPF_IMM_MASK, OPF_D64, OPF_F64, OPF_INV64,
   IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_MOFFS, IMM_WB, IMM_PTR, IMM_F6, IMM_F7,
 } from "./decode_table";
-import { seg_base, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, reg64, reg_read, reg_write } from "./state";
+import { seg_base, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, reg64, reg_read, reg_write, VCPU, VCPU_ICACHE, ICACHE_ENTRIES } from "./state";
 import { mode64, code_size } from "./mode";
 import { fetch_page, fetch_host, fetch_set } from "../mmu/tlb";
 import { fetch_translate, lin_mask, read_sz, write_sz } from "./mem";
@@ -99,6 +99,7 @@ export function decode(rip: u64): bool {
   ip_start = rip;
   cs_base = mode64 ? 0 : seg_base(SEG_CS);
   if (!open_window(rip)) return false;
+  if (icache_hit(rip)) return true;
   rex = 0; rex_w = false; pfx_66 = false; pfx_67 = false; rep = 0; lock = false; seg_ovr = -1;
   riprel = false;
   let b: u32;
@@ -181,13 +182,119 @@ export function decode(rip: u64): bool {
   }
   if (pos > 15) { raise_gp(0); return false; }
   next_ip = (rip + <u64>pos) & ip_mask();
-  if (riprel) {
-    ea_off += next_ip;
-    if (addrsize == 4) ea_off &= 0xffffffff;
-    ea = ea_off;
+  if (mod_ != 3) compute_ea();
+  if (pos <= win_len) icache_fill();
+  return true;
+}
+
+// ---- the decoded-instruction cache
+//
+// Keyed by the host address of the instruction's first byte (so by physical
+// location and mapping) and the decoding mode; a hit also compares the
+// cached instruction bytes with memory, so self-modifying code and page
+// remapping need no invalidation: a changed instruction simply misses.
+// Instructions that cross a page are not cached.
+const IC_BYTES0 = 0; // u64 first 8 bytes (masked to the length)
+const IC_BYTES1 = 8; // u64 bytes 8..15 (masked)
+const IC_HOST = 16; // u32 host address of byte 0
+const IC_LEN = 20; // u8
+const IC_MODE = 21; // u8 mode key (code size | mode64)
+const IC_OPCODE = 22; // u16
+const IC_FLAGS = 24; // u8: 1 pfx66, 2 pfx67, 4 lock, 8 riprel
+const IC_REP = 25; // u8
+const IC_REX = 26; // u8
+const IC_SEGOVR = 27; // i8
+const IC_OPSIZE = 28; // u8
+const IC_ADDRSIZE = 29; // u8
+const IC_MODRM = 30; // u8
+const IC_MOD = 31; // u8
+const IC_REG = 32; // i8
+const IC_RM = 33; // i8
+const IC_BASE = 34; // i8
+const IC_INDEX = 35; // i8
+const IC_SCALE = 36; // u8
+const IC_SEG = 37; // u8
+const IC_DISP = 40; // u64
+const IC_IMM = 48; // u64
+const IC_IMM2 = 56; // u64
+
+@inline function ic_entry(host: usize): usize {
+  return VCPU + VCPU_ICACHE + ((((host >> 1) ^ (host >> 11)) & <usize>(ICACHE_ENTRIES - 1)) << 6);
+}
+@inline function mode_key(): u32 { return <u32>code_size | (mode64 ? 0x10 : 0); }
+@inline function len_mask0(len: i32): u64 { return len >= 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1; }
+@inline function len_mask1(len: i32): u64 { return len <= 8 ? 0 : (<u64>1 << (<u64>(len - 8) << 3)) - 1; }
+
+function icache_fill(): void {
+  const e = ic_entry(win);
+  const len = pos;
+  store<u64>(e + IC_BYTES0, load<u64>(win) & len_mask0(len));
+  store<u64>(e + IC_BYTES1, len > 8 ? load<u64>(win + 8) & len_mask1(len) : 0);
+  store<u32>(e + IC_HOST, <u32>win);
+  store<u8>(e + IC_LEN, <u8>len);
+  store<u8>(e + IC_MODE, <u8>mode_key());
+  store<u16>(e + IC_OPCODE, <u16>opcode);
+  store<u8>(e + IC_FLAGS, <u8>((pfx_66 ? 1 : 0) | (pfx_67 ? 2 : 0) | (lock ? 4 : 0) | (riprel ? 8 : 0)));
+  store<u8>(e + IC_REP, <u8>rep);
+  store<u8>(e + IC_REX, <u8>rex);
+  store<i8>(e + IC_SEGOVR, <i8>seg_ovr);
+  store<u8>(e + IC_OPSIZE, <u8>opsize);
+  store<u8>(e + IC_ADDRSIZE, <u8>addrsize);
+  store<u8>(e + IC_MODRM, <u8>modrm);
+  store<u8>(e + IC_MOD, <u8>mod_);
+  store<i8>(e + IC_REG, <i8>reg);
+  store<i8>(e + IC_RM, <i8>rm);
+  store<i8>(e + IC_BASE, <i8>ea_base);
+  store<i8>(e + IC_INDEX, <i8>ea_index);
+  store<u8>(e + IC_SCALE, <u8>ea_scale);
+  store<u8>(e + IC_SEG, <u8>ea_seg);
+  store<u64>(e + IC_DISP, ea_disp);
+  store<u64>(e + IC_IMM, imm);
+  store<u64>(e + IC_IMM2, imm2);
+}
+
+// Load the decoded instruction at the open window from the cache; false on a miss.
+@inline function icache_hit(rip: u64): bool {
+  const e = ic_entry(win);
+  if (load<u32>(e + IC_HOST) != <u32>win || <u32>load<u8>(e + IC_MODE) != mode_key()) return false;
+  const len = <i32>load<u8>(e + IC_LEN);
+  if (len > win_len) return false;
+  if ((load<u64>(win) & len_mask0(len)) != load<u64>(e + IC_BYTES0)) return false;
+  if (len > 8 && (load<u64>(win + 8) & len_mask1(len)) != load<u64>(e + IC_BYTES1)) return false;
+  opcode = <i32>load<u16>(e + IC_OPCODE);
+  const f = <u32>load<u8>(e + IC_FLAGS);
+  pfx_66 = (f & 1) != 0; pfx_67 = (f & 2) != 0; lock = (f & 4) != 0; riprel = (f & 8) != 0;
+  rep = <i32>load<u8>(e + IC_REP);
+  rex = <i32>load<u8>(e + IC_REX);
+  rex_w = (rex & 8) != 0;
+  seg_ovr = <i32>load<i8>(e + IC_SEGOVR);
+  opsize = <i32>load<u8>(e + IC_OPSIZE);
+  addrsize = <i32>load<u8>(e + IC_ADDRSIZE);
+  modrm = <i32>load<u8>(e + IC_MODRM);
+  mod_ = <i32>load<u8>(e + IC_MOD);
+  reg = <i32>load<i8>(e + IC_REG);
+  rm = <i32>load<i8>(e + IC_RM);
+  imm = load<u64>(e + IC_IMM);
+  imm2 = load<u64>(e + IC_IMM2);
+  next_ip = (rip + <u64>len) & ip_mask();
+  if (mod_ != 3) {
+    ea_base = <i32>load<i8>(e + IC_BASE);
+    ea_index = <i32>load<i8>(e + IC_INDEX);
+    ea_scale = <i32>load<u8>(e + IC_SCALE);
+    ea_seg = <i32>load<u8>(e + IC_SEG);
+    ea_disp = load<u64>(e + IC_DISP);
+    compute_ea();
   }
   return true;
 }
+
+// The memory operand as components, so a cached decode can recompute the
+// address from the registers of the moment: base/index register (-1: none),
+// scale, displacement, default/override segment, RIP-relative.
+let ea_base: i32 = -1;
+let ea_index: i32 = -1;
+let ea_scale: i32 = 0;
+let ea_disp: u64 = 0;
 
 function decode_modrm(): void {
   modrm = <i32>fetch8();
@@ -196,54 +303,61 @@ function decode_modrm(): void {
   const rml = modrm & 7;
   if (mod_ == 3) { rm = rml | ((rex & 1) << 3); return; }
   rm = -1;
-  let off: u64 = 0;
+  ea_base = -1; ea_index = -1; ea_scale = 0; ea_disp = 0;
   let seg = SEG_DS;
   if (addrsize == 2) {
     switch (rml) {
-      case 0: off = reg64(3) + reg64(6); break; // bx+si
-      case 1: off = reg64(3) + reg64(7); break; // bx+di
-      case 2: off = reg64(5) + reg64(6); seg = SEG_SS; break; // bp+si
-      case 3: off = reg64(5) + reg64(7); seg = SEG_SS; break; // bp+di
-      case 4: off = reg64(6); break; // si
-      case 5: off = reg64(7); break; // di
+      case 0: ea_base = 3; ea_index = 6; break; // bx+si
+      case 1: ea_base = 3; ea_index = 7; break; // bx+di
+      case 2: ea_base = 5; ea_index = 6; seg = SEG_SS; break; // bp+si
+      case 3: ea_base = 5; ea_index = 7; seg = SEG_SS; break; // bp+di
+      case 4: ea_base = 6; break; // si
+      case 5: ea_base = 7; break; // di
       case 6:
-        if (mod_ == 0) off = <u64>fetch16();
-        else { off = reg64(5); seg = SEG_SS; }
+        if (mod_ == 0) ea_disp = <u64>fetch16();
+        else { ea_base = 5; seg = SEG_SS; }
         break;
-      default: off = reg64(3); break; // bx
+      default: ea_base = 3; break; // bx
     }
-    if (mod_ == 1) off += <u64><i64><i8>fetch8();
-    else if (mod_ == 2) off += <u64>fetch16();
-    off &= 0xffff;
+    if (mod_ == 1) ea_disp = <u64><i64><i8>fetch8();
+    else if (mod_ == 2) ea_disp = <u64>fetch16();
   } else {
     if (rml == 4) {
       const sib = <i32>fetch8();
-      const scale = sib >> 6;
+      ea_scale = sib >> 6;
       const index = ((sib >> 3) & 7) | ((rex & 2) << 2);
       const base = (sib & 7) | ((rex & 1) << 3);
-      if (index != 4) off = reg64(index) << <u64>scale;
+      if (index != 4) ea_index = index;
       if ((base & 7) == 5 && mod_ == 0) {
-        off += <u64><i64><i32>fetch32();
+        ea_disp = <u64><i64><i32>fetch32();
       } else {
-        off += reg64(base);
+        ea_base = base;
         if ((base & 7) == 4 || (base & 7) == 5) seg = SEG_SS;
       }
     } else if (rml == 5 && mod_ == 0) {
-      off = <u64><i64><i32>fetch32();
+      ea_disp = <u64><i64><i32>fetch32();
       if (mode64) riprel = true;
     } else {
-      const base = rml | ((rex & 1) << 3);
-      off = reg64(base);
+      ea_base = rml | ((rex & 1) << 3);
       if (rml == 5) seg = SEG_SS;
     }
-    if (mod_ == 1) off += <u64><i64><i8>fetch8();
-    else if (mod_ == 2) off += <u64><i64><i32>fetch32();
-    if (addrsize == 4) off &= 0xffffffff;
+    if (mod_ == 1) ea_disp = <u64><i64><i8>fetch8();
+    else if (mod_ == 2) ea_disp = <u64><i64><i32>fetch32();
   }
   if (seg_ovr >= 0) seg = seg_ovr;
   ea_seg = seg;
+}
+
+// Effective and linear address from the components (after next_ip is known).
+@inline function compute_ea(): void {
+  let off = ea_disp;
+  if (ea_base >= 0) off += reg64(ea_base);
+  if (ea_index >= 0) off += reg64(ea_index) << <u64>ea_scale;
+  if (riprel) off += next_ip;
+  if (addrsize == 4) off &= 0xffffffff;
+  else if (addrsize == 2) off &= 0xffff;
   ea_off = off;
-  ea = linear(seg, off);
+  ea = linear(ea_seg, off);
 }
 
 // Segment:offset -> linear address (64-bit mode: only FS/GS have bases).

@@ -97,7 +97,11 @@ export const VCPU_STATS_MAX: i32 = 128;
 export const VCPU_TLB: i32 = 4096;
 export const TLB_ENTRIES: i32 = 256;
 
-export const VCPU_SIZE: i32 = 8192;
+// ---- the decoded-instruction cache (see cpu/decode.ts): ICACHE_ENTRIES x 64 bytes
+export const VCPU_ICACHE: i32 = 8192;
+export const ICACHE_ENTRIES: i32 = 1024;
+
+export const VCPU_SIZE: i32 = 8192 + 1024 * 64;
 
 // exit reasons (names follow KVM_EXIT_*)
 export const EXIT_NONE: i32 = 0;
