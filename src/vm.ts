@@ -65,7 +65,9 @@ export class Vm implements GuestMemory {
     const vcpuBase = this.vmBase + align(vmSize, PAGE);
     const maxVcpus = 8;
     this.ramBase = align(vcpuBase + maxVcpus * vcpuSize, 16 * MiB);
-    const total = this.ramBase + ram;
+    // 64 KiB after RAM: the decoder reads whole 8-byte words at the end of
+    // the last page (and masks off what is not the instruction)
+    const total = this.ramBase + ram + 65536;
     const pages = Math.ceil(total / WASM_PAGE);
     if (pages > CORE_MAX_PAGES) {
       throw new BootError(null, `guest RAM of ${ram / MiB} MiB does not fit the 4 GiB WebAssembly address space (at most ${Math.floor((CORE_MAX_PAGES * WASM_PAGE - this.ramBase) / MiB)} MiB)`);
