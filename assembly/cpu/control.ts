@@ -13,20 +13,27 @@ import { software_interrupt } from "./interrupt";
 
 @inline function is_canonical(v: u64): bool { return <u64>((<i64>(v << 16) >> 16)) == v; }
 
+// `target` truncated to the operand size, or -1 after #GP(0) for a
+// non-canonical 64-bit target (checked before anything is pushed).
+@inline function near_target(target: u64): u64 {
+  if (opsize == 4) return target & 0xffffffff;
+  if (opsize == 2) return target & 0xffff;
+  if (!is_canonical(target)) { raise_gp(0); return 0; }
+  return target;
+}
 // Jump to `target` truncated to the operand size; #GP(0) if non-canonical.
 export function branch_to(target: u64): void {
-  if (opsize == 4) target &= 0xffffffff;
-  else if (opsize == 2) target &= 0xffff;
-  else if (!is_canonical(target)) { raise_gp(0); return; }
-  set_next_ip(target);
+  const t = near_target(target);
+  if (!faulted()) set_next_ip(t);
 }
 
 export function jcc(cc: i32): void { if (cond(cc)) branch_to(next_ip + imm); }
 export function jmp_rel(): void { branch_to(next_ip + imm); }
 export function call_rel(): void {
-  const target = next_ip + imm;
+  const target = near_target(next_ip + imm);
+  if (faulted()) return;
   push(next_ip, opsize);
-  if (!faulted()) branch_to(target);
+  if (!faulted()) set_next_ip(target);
 }
 export function ret_near(): void {
   const target = peek(0, opsize);
@@ -59,10 +66,10 @@ export function grp5_Ev(): void {
     case 0: inc_dec_E(opsize, false); return;
     case 1: inc_dec_E(opsize, true); return;
     case 2: {
-      const t = read_E(opsize);
+      const t = near_target(read_E(opsize));
       if (faulted()) return;
       push(next_ip, opsize);
-      if (!faulted()) branch_to(t);
+      if (!faulted()) set_next_ip(t);
       return;
     }
     case 4: {
@@ -84,7 +91,9 @@ export function grp5_Ev(): void {
   }
 }
 
+// INT3, INT n and INTO check the gate's DPL against CPL; INT1 (ICEBP) does
+// not and is delivered like a hardware event (SDM vol. 3, 6.12.1.1).
 export function int3(): void { software_interrupt(BP, true); }
-export function int_Ib(): void { software_interrupt(<i32>(imm & 0xff), false); }
+export function int_Ib(): void { software_interrupt(<i32>(imm & 0xff), true); }
 export function into(): void { if (get_of()) software_interrupt(OFV, true); }
-export function int1(): void { software_interrupt(DB, true); }
+export function int1(): void { software_interrupt(DB, false); }

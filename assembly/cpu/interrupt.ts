@@ -1,21 +1,32 @@
 // Event delivery through the IDT (SDM vol. 3, ch. 6): exceptions, software
-// interrupts and external interrupts in real mode, protected mode and long
-// mode, with privilege-change stack switches (TSS RSP0 / SS0:ESP0), IST,
-// #DF on a fault during delivery and triple fault -> SHUTDOWN. Plus IRET.
+// interrupts and external interrupts in real mode, protected mode (16- and
+// 32-bit interrupt/trap gates) and IA-32e mode (64-bit gates), with the
+// privilege-change stack switch (SS:ESP from the 32/16-bit TSS, RSPn from
+// the 64-bit TSS), IST, the 16-byte aligned long-mode frame, error codes
+// with the EXT and IDT bits, #DF on a fault during delivery and triple fault
+// -> SHUTDOWN. Plus IRET. Task gates and virtual-8086 mode are not modelled
+// (INTERNAL_ERROR, "unimplemented").
 import {
   VCPU_IDTR_BASE, VCPU_IDTR_LIMIT, VCPU_CR2, vcpu_load64, vcpu_load32, vcpu_store64,
-  SEG_CS, SEG_SS, SEG_TR, SEG_DS, SEG_ES, SEG_FS, SEG_GS,
-  seg_selector, seg_base, seg_attr, seg_set, reg64, set_reg64, rip, set_rip,
-  IF, TF, NT, RF, VM, AC, IOPL_MASK, ARITH_FLAGS, DF, ID, stat_inc,
+  SEG_CS, SEG_SS, seg_selector, seg_base, seg_attr, seg_limit, seg_set, reg64, set_reg64, rip, set_rip,
+  IF, TF, NT, RF, VM, AC, ID, VIF, VIP, IOPL_MASK, ARITH_FLAGS, DF, stat_inc,
 } from "./state";
 import { get_eflags, set_eflags } from "./flags";
-import { read_sys64, read_sys32, write_sz, read_sz } from "./mem";
-import { faulted, raise, raise_gp, raise_np, raise_ss, raise_ts, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, DF_VEC, PF_VEC, GP, NP, TS, SS_VEC, DE, raise_unimplemented } from "./fault";
+import { read_sys64, read_sys32 } from "./mem";
+import {
+  faulted, raise, raise_gp, raise_np, raise_ss, raise_ts, raise_unimplemented, clear_fault,
+  exc_vector, exc_code, exc_has_code, exc_cr2, DF_VEC, PF_VEC, GP, TS, DE, DB, BP, OFV, ABORT, UNIMPLEMENTED,
+} from "./fault";
 import { protected_mode, long_mode, mode64, cpl, stack_size, update_mode } from "./mode";
-import { read_desc, desc_attr, desc_base, desc_limit, attr_dpl, ATTR_P, ATTR_L, ATTR_CODE, ATTR_CONFORMING, ATTR_S, load_seg, load_cs } from "./seg";
+import {
+  read_desc_vec, desc_attr, desc_base, desc_limit, attr_dpl, ATTR_P, ATTR_L, ATTR_DB, ATTR_CODE, ATTR_CONFORMING,
+  ATTR_S, check_cs, check_target, commit_cs, load_cs_real, check_new_ss, commit_ss, null_outer_segments,
+  desc_is64, is_canonical, stack_mask_of, priv_begin, priv_end, push_at, tss_stack_legacy, tss_ss, tss_sp,
+  tss_read64, read_desc,
+} from "./seg";
 import { next_ip, set_next_ip, opsize } from "./decode";
-import { fetch_invalidate, tlb_set_cpl } from "../mmu/tlb";
-import { mem_set_mode, lin_mask } from "./mem";
+import { peek, set_sp } from "./stack";
+import { walk_set_ac } from "../mmu/walk";
 import { STAT_EXCEPTIONS, STAT_TRIPLE_FAULTS } from "../stats";
 
 // Set when delivery failed twice over: the run loop exits with SHUTDOWN.
@@ -23,278 +34,332 @@ export let triple_fault: bool = false;
 export let triple_fault_vector: i32 = -1;
 export function clear_triple_fault(): void { triple_fault = false; triple_fault_vector = -1; }
 
-const SOFT: i32 = 1; // INT n / INT3 / INTO: gate DPL is checked
-const EXT: i32 = 2; // external interrupt: EXT bit in error codes
+// How an event was raised.
+const SOFT: i32 = 1; // INT n / INT3 / INTO: the gate's DPL is checked against CPL
+const EXT: i32 = 2; // not caused by the program (exception, external interrupt, INT1):
+//                     error codes of faults during its delivery carry EXT = 1
 
+// Contributory exceptions (SDM vol. 3, table 6-4): #DE #TS #NP #SS #GP
 @inline function is_contributory(v: i32): bool { return v == DE || (v >= TS && v <= GP); }
 
-// Deliver a fault/trap raised by an instruction, applying the double-fault
-// rules. `ret_ip` is the RIP pushed (the faulting instruction for faults).
-export function deliver_exception(vector: i32, has_code: bool, code: u32, ret_ip: u64): void {
-  stat_inc(STAT_EXCEPTIONS);
+// CR2 is written only when the #PF is actually delivered.
+let pending_cr2: u64 = 0;
+export function set_pending_cr2(v: u64): void { pending_cr2 = v; }
+
+// Deliver an event, applying the double-fault rules of SDM vol. 3, 6.15
+// (table 6-5) to faults raised while delivering it: contributory then
+// contributory, or #PF then contributory/#PF, become #DF (error code 0); any
+// other pair is handled serially (the second one is delivered); a fault while
+// delivering #DF is a triple fault (shutdown). `ret_ip` is the RIP saved in
+// the frame. Host-data aborts and unimplemented features are left raised
+// for the run loop.
+function deliver_event(vector: i32, has_code: bool, code: u32, flags: i32, ret_ip: u64): void {
   let v = vector;
   let hc = has_code;
   let c = code;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  let fl = flags;
+  for (let n = 0; n < 8; n++) {
     clear_fault();
-    if (v == PF_VEC) vcpu_store64(VCPU_CR2, exc_cr2_saved);
-    do_interrupt(v, hc, c, 0, ret_ip);
+    if (v == PF_VEC) vcpu_store64(VCPU_CR2, pending_cr2);
+    do_interrupt(v, hc, c, fl, ret_ip);
     if (!faulted()) return;
     const v2 = exc_vector;
+    if (v2 == ABORT || v2 == UNIMPLEMENTED) return;
     const c2 = exc_code;
     const hc2 = exc_has_code;
-    if (v2 == PF_VEC) exc_cr2_saved = exc_cr2;
+    if (v2 == PF_VEC) pending_cr2 = exc_cr2;
     clear_fault();
-    if (v == DF_VEC) break; // fault while delivering #DF: triple fault
+    if (v == DF_VEC) break;
     if ((is_contributory(v) && is_contributory(v2)) || (v == PF_VEC && (is_contributory(v2) || v2 == PF_VEC))) {
       v = DF_VEC; hc = true; c = 0;
     } else {
       v = v2; hc = hc2; c = c2;
     }
+    fl = EXT; // everything after the first event is delivered by the CPU itself
   }
   triple_fault = true;
   triple_fault_vector = vector;
   stat_inc(STAT_TRIPLE_FAULTS);
 }
-// CR2 is written only when the #PF is actually delivered.
-let exc_cr2_saved: u64 = 0;
-export function set_pending_cr2(v: u64): void { exc_cr2_saved = v; }
 
-// INT n / INT3 / INTO / INT1 from an instruction handler: delivered at once
-// with the next instruction's RIP; a fault during delivery is the handler's.
-export function software_interrupt(vector: i32, trap_like: bool): void {
-  do_interrupt(vector, false, 0, trap_like ? 0 : SOFT, next_ip);
+// A fault or trap raised by an instruction (the run loop has rewound RIP for
+// a fault): delivered as a hardware exception (EXT = 1 in nested error codes).
+export function deliver_exception(vector: i32, has_code: bool, code: u32, ret_ip: u64): void {
+  stat_inc(STAT_EXCEPTIONS);
+  deliver_event(vector, has_code, code, EXT, ret_ip);
+}
+
+// INT n / INT3 / INTO (soft: the gate DPL must be >= CPL) and INT1 (not
+// soft, EXT = 1), from an instruction handler: delivered at once with the
+// next instruction's RIP. A fault during delivery is the instruction's own
+// fault (reported at the INT instruction) and goes through the run loop.
+export function software_interrupt(vector: i32, soft: bool): void {
+  do_interrupt(vector, false, 0, soft ? SOFT : EXT, next_ip);
 }
 
 // External interrupt (from the host / APIC), between instructions.
 export function external_interrupt(vector: i32): void {
-  do_interrupt(vector, false, 0, EXT, rip());
-  if (faulted()) {
-    const v = exc_vector, hc = exc_has_code, c = exc_code;
-    deliver_exception(v, hc, c, rip());
-  }
+  deliver_event(vector, false, 0, EXT, rip());
 }
 
-function idt_error(vector: i32, flags: i32): u32 {
-  return (<u32>vector << 3) | 2 | ((flags & EXT) != 0 ? 1 : 0);
-}
+// The error code naming IDT entry `vector` (IDT bit 1, EXT bit 0).
+@inline function idt_error(vector: i32, ext: u32): u32 { return (<u32>vector << 3) | 2 | ext; }
 
-// The common delivery path. On success, CS:RIP (through set_next_ip and
-// RIP) point at the handler. On failure, a fault is left raised.
+// The common delivery path. On success CS:RIP (RIP and next_ip) point at
+// the handler. On failure a fault is left raised and nothing has changed.
 function do_interrupt(vector: i32, has_code: bool, code: u32, flags: i32, ret_ip: u64): void {
+  if (!protected_mode) { real_mode_interrupt(vector, ret_ip); return; }
+  if ((get_eflags() & VM) != 0) { raise_unimplemented(); return; } // virtual-8086 mode
+  const ext: u32 = (flags & EXT) != 0 ? 1 : 0;
   const idt = vcpu_load64(VCPU_IDTR_BASE);
   const limit = <u64>vcpu_load32(VCPU_IDTR_LIMIT);
-  const old_flags = get_eflags();
-  if (!protected_mode) {
-    // real mode: IVT of far pointers
-    if (<u64>vector * 4 + 3 > limit) { raise_gp(0); return; }
-    const ent = read_sys32(idt + <u64>vector * 4);
-    if (faulted()) return;
-    const sp = reg64(4);
-    push16(<u64>old_flags); if (faulted()) return;
-    push16(<u64>seg_selector(SEG_CS)); if (faulted()) { set_sp16(sp); return; }
-    push16(ret_ip); if (faulted()) { set_sp16(sp); return; }
-    set_eflags(old_flags & ~(IF | TF | AC | RF));
-    const sel = ent >> 16;
-    seg_set(SEG_CS, sel, <u64>(sel << 4), 0xffff, 0x9b);
-    finish(<u64>(ent & 0xffff));
-    return;
-  }
   const entry_size: u64 = long_mode ? 16 : 8;
-  if (<u64>vector * entry_size + entry_size - 1 > limit) { raise_gp(idt_error(vector, flags)); return; }
+  const gerr = idt_error(vector, ext);
+  if (<u64>vector * entry_size + entry_size - 1 > limit) { raise_gp(gerr); return; }
   const gate = read_sys64(idt + <u64>vector * entry_size);
   if (faulted()) return;
   const gate_hi: u64 = long_mode ? read_sys64(idt + <u64>vector * 16 + 8) : 0;
   if (faulted()) return;
-  const type = <i32>((gate >> 40) & 0xf);
+  const type = <i32>((gate >> 40) & 0x1f); // with the S bit: must be 0 for a gate
   const gate_dpl = <i32>((gate >> 45) & 3);
   const present = ((gate >> 47) & 1) != 0;
   let is32 = true;
   let trap = false;
   if (long_mode) {
-    if (type != 0xe && type != 0xf) { raise_gp(idt_error(vector, flags)); return; }
+    if (type != 0xe && type != 0xf) { raise_gp(gerr); return; }
     trap = type == 0xf;
   } else {
-    if (type == 0x5) { raise_unimplemented(); return; } // task gates: not modelled
-    if (type != 0x6 && type != 0x7 && type != 0xe && type != 0xf) { raise_gp(idt_error(vector, flags)); return; }
+    if (type == 0x5) { raise_unimplemented(); return; } // task gates: task switches are not modelled
+    if (type != 0x6 && type != 0x7 && type != 0xe && type != 0xf) { raise_gp(gerr); return; }
     is32 = type >= 0xe;
     trap = (type & 1) != 0;
   }
-  if ((flags & SOFT) != 0 && gate_dpl < cpl) { raise_gp(idt_error(vector, flags)); return; }
-  if (!present) { raise_np(idt_error(vector, flags)); return; }
+  if ((flags & SOFT) != 0 && gate_dpl < cpl) { raise_gp(gerr); return; }
+  if (!present) { raise_np(gerr); return; }
+
+  // the handler's code segment
   const sel = <u32>((gate >> 16) & 0xffff);
-  let target: u64 = (gate & 0xffff) | ((gate >> 32) & 0xffff0000);
-  if (long_mode) target |= gate_hi << 32;
-  const ext: u32 = (flags & EXT) != 0 ? 1 : 0;
   if ((sel & 0xfffc) == 0) { raise_gp(ext); return; }
-  const cd = read_desc(sel);
+  const cd = read_desc_vec(sel, GP, ext);
   if (faulted()) return;
   const ca = desc_attr(cd);
-  if ((ca & ATTR_S) == 0 || (ca & ATTR_CODE) == 0) { raise_gp((sel & 0xfffc) | ext); return; }
-  let new_cpl = attr_dpl(ca);
-  if ((ca & ATTR_CONFORMING) != 0) new_cpl = cpl;
-  if (new_cpl > cpl) { raise_gp((sel & 0xfffc) | ext); return; }
-  if ((ca & ATTR_P) == 0) { raise_np((sel & 0xfffc) | ext); return; }
-  if (long_mode && (ca & ATTR_L) == 0) { raise_gp((sel & 0xfffc) | ext); return; }
+  const cfail = (sel & 0xfffc) | ext;
+  if ((ca & ATTR_S) == 0 || (ca & ATTR_CODE) == 0 || attr_dpl(ca) > cpl) { raise_gp(cfail); return; }
+  if ((ca & ATTR_P) == 0) { raise_np(cfail); return; }
+  if (long_mode && ((ca & ATTR_L) == 0 || (ca & ATTR_DB) != 0)) { raise_gp(cfail); return; }
+  // a conforming handler runs at the current CPL, a non-conforming one at its DPL
+  const new_cpl = (ca & ATTR_CONFORMING) != 0 ? cpl : attr_dpl(ca);
 
+  let target: u64 = (gate & 0xffff) | ((gate >> 32) & 0xffff0000);
+  if (long_mode) {
+    target |= gate_hi << 32;
+    if (!is_canonical(target)) { raise_gp(ext); return; }
+    deliver64(gate, has_code, code, ext, sel, cd, new_cpl, target, trap, ret_ip);
+  } else {
+    if (!is32) target &= 0xffff;
+    if (target > <u64>desc_limit(cd)) { raise_gp(ext); return; }
+    deliver_legacy(has_code, code, ext, sel, cd, new_cpl, target, trap, is32, ret_ip);
+  }
+}
+
+// IA-32e mode: 64-bit frame (SS, RSP, RFLAGS, CS, RIP [, error code]) on a
+// 16-byte aligned stack: the IST stack if the gate names one, else TSS.RSPn
+// on a privilege change, else the current stack. A privilege change loads
+// SS with a null selector whose RPL is the new CPL.
+function deliver64(gate: u64, has_code: bool, code: u32, ext: u32, sel: u32, cd: u64, new_cpl: i32, target: u64, trap: bool, ret_ip: u64): void {
   const old_ss = <u64>seg_selector(SEG_SS);
   const old_sp = reg64(4);
   const old_cs = <u64>seg_selector(SEG_CS);
-  const tss = seg_base(SEG_TR);
-  if (long_mode) {
-    const ist = <i32>((gate >> 32) & 7);
-    let sp: u64 = old_sp;
-    if (ist != 0) sp = read_sys64(tss + 0x24 + <u64>(ist - 1) * 8);
-    else if (new_cpl < cpl) sp = read_sys64(tss + 4 + <u64>new_cpl * 8);
+  const old_flags = get_eflags();
+  const ist = <i32>((gate >> 32) & 7);
+  let sp: u64 = old_sp;
+  if (ist != 0) sp = tss_read64(0x24 + <u64>(ist - 1) * 8, ext);
+  else if (new_cpl < cpl) sp = tss_read64(4 + <u64>new_cpl * 8, ext);
+  if (faulted()) return;
+  sp &= ~<u64>15;
+  const frame = sp - (has_code ? 48 : 40);
+  if (!is_canonical(sp - 1) || !is_canonical(frame)) { raise_ss(ext); return; }
+  priv_begin(new_cpl, true);
+  let p = push_at(0, <u64>-1, sp, 8, old_ss);
+  if (!faulted()) p = push_at(0, <u64>-1, p, 8, old_sp);
+  if (!faulted()) p = push_at(0, <u64>-1, p, 8, <u64>old_flags);
+  if (!faulted()) p = push_at(0, <u64>-1, p, 8, old_cs);
+  if (!faulted()) p = push_at(0, <u64>-1, p, 8, ret_ip);
+  if (!faulted() && has_code) p = push_at(0, <u64>-1, p, 8, <u64>code);
+  priv_end();
+  if (faulted()) return;
+  if (new_cpl < cpl) seg_set(SEG_SS, <u32>new_cpl, 0, 0, <u32>new_cpl << 5); // null SS, RPL = new CPL, unusable
+  commit_cs(sel, cd, new_cpl);
+  set_reg64(4, frame);
+  enter_handler(old_flags, trap, target);
+}
+
+// Protected mode: 16- or 32-bit frame. A privilege change takes SS:ESP for
+// the new CPL from the TSS (checked: #TS / #SS with the EXT bit) and pushes
+// the old SS:ESP first.
+function deliver_legacy(has_code: bool, code: u32, ext: u32, sel: u32, cd: u64, new_cpl: i32, target: u64, trap: bool, is32: bool, ret_ip: u64): void {
+  const w: i32 = is32 ? 4 : 2;
+  const old_ss = <u64>seg_selector(SEG_SS);
+  const old_sp = reg64(4);
+  const old_cs = <u64>seg_selector(SEG_CS);
+  const old_flags = get_eflags();
+  const outer = new_cpl < cpl;
+  let sp = old_sp;
+  let base = seg_base(SEG_SS);
+  let mask = stack_mask_of(seg_attr(SEG_SS));
+  let ss_sel: u32 = 0;
+  let sd: u64 = 0;
+  if (outer) {
+    if (!tss_stack_legacy(new_cpl, ext)) return;
+    ss_sel = tss_ss;
+    if ((ss_sel & 0xfffc) == 0) { raise_ts(ext); return; }
+    sd = check_new_ss(ss_sel, new_cpl, true, ext);
     if (faulted()) return;
-    sp &= ~<u64>15;
-    const frame = sp - (has_code ? 48 : 40);
-    // the frame is written with the handler's privilege (a ring-3 event
-    // pushes onto the ring-0 stack as a supervisor access)
-    as_cpl(new_cpl);
-    // write the frame top-down; any fault aborts before state changes
-    write_sz(frame + (has_code ? 40 : 32), 8, old_ss); if (faulted()) { update_mode(); return; }
-    write_sz(frame + (has_code ? 32 : 24), 8, old_sp); if (faulted()) { update_mode(); return; }
-    write_sz(frame + (has_code ? 24 : 16), 8, <u64>old_flags); if (faulted()) { update_mode(); return; }
-    write_sz(frame + (has_code ? 16 : 8), 8, old_cs); if (faulted()) { update_mode(); return; }
-    write_sz(frame + (has_code ? 8 : 0), 8, ret_ip); if (faulted()) { update_mode(); return; }
-    if (has_code) { write_sz(frame, 8, <u64>code); if (faulted()) { update_mode(); return; } }
-    if (new_cpl < cpl) seg_set(SEG_SS, <u32>new_cpl, 0, 0, 0); // null SS with RPL = new CPL
-    seg_set(SEG_CS, (sel & 0xfffc) | <u32>new_cpl, desc_base(cd), desc_limit(cd), ca | 1);
-    set_reg64(4, frame);
-  } else {
-    const w: u64 = is32 ? 4 : 2;
-    let sp = old_sp;
-    let ss_sel = <u32>old_ss;
-    let ss_base = seg_base(SEG_SS);
-    let ss_attr = seg_attr(SEG_SS);
-    let ss_limit: u32 = 0;
-    const outer = new_cpl < cpl;
-    if (outer) {
-      // 32-bit TSS: ESPn at 4 + 8n, SSn at 8 + 8n
-      sp = <u64>read_sys32(tss + 4 + <u64>new_cpl * 8);
-      if (faulted()) return;
-      ss_sel = read_sys32(tss + 8 + <u64>new_cpl * 8) & 0xffff;
-      if (faulted()) return;
-      const sd = read_desc(ss_sel);
-      if (faulted()) return;
-      ss_attr = desc_attr(sd);
-      if ((ss_attr & ATTR_P) == 0) { raise_ss(ss_sel & 0xfffc); return; }
-      ss_base = desc_base(sd);
-      ss_limit = desc_limit(sd);
-    }
-    const sp32 = (ss_attr & (1 << 14)) != 0;
-    const n: u64 = (outer ? 2 : 0) + 3 + (has_code ? 1 : 0);
-    let p = (sp - n * w) & (sp32 ? 0xffffffff : 0xffff);
-    const base = ss_base;
-    let at = p;
-    as_cpl(new_cpl);
-    if (has_code) { write_sz((base + at) & 0xffffffff, <i32>w, <u64>code); if (faulted()) { update_mode(); return; } at += w; }
-    write_sz((base + at) & 0xffffffff, <i32>w, ret_ip); if (faulted()) { update_mode(); return; } at += w;
-    write_sz((base + at) & 0xffffffff, <i32>w, old_cs); if (faulted()) { update_mode(); return; } at += w;
-    write_sz((base + at) & 0xffffffff, <i32>w, <u64>old_flags); if (faulted()) { update_mode(); return; } at += w;
-    if (outer) {
-      write_sz((base + at) & 0xffffffff, <i32>w, old_sp); if (faulted()) { update_mode(); return; } at += w;
-      write_sz((base + at) & 0xffffffff, <i32>w, old_ss); if (faulted()) { update_mode(); return; }
-      seg_set(SEG_SS, ss_sel, ss_base, ss_limit, ss_attr | 1);
-    }
-    seg_set(SEG_CS, (sel & 0xfffc) | <u32>new_cpl, desc_base(cd), desc_limit(cd), ca | 1);
-    if (sp32) set_reg64(4, p); else set_reg64(4, (old_sp & ~<u64>0xffff) | p);
-    if (!is32) target &= 0xffff;
+    sp = tss_sp;
+    base = desc_base(sd);
+    mask = stack_mask_of(desc_attr(sd));
   }
+  priv_begin(new_cpl, false);
+  let p = sp & mask;
+  if (outer) {
+    p = push_at(base, mask, p, w, old_ss);
+    if (!faulted()) p = push_at(base, mask, p, w, old_sp);
+  }
+  if (!faulted()) p = push_at(base, mask, p, w, <u64>old_flags);
+  if (!faulted()) p = push_at(base, mask, p, w, old_cs);
+  if (!faulted()) p = push_at(base, mask, p, w, ret_ip);
+  if (!faulted() && has_code) p = push_at(base, mask, p, w, <u64>code);
+  priv_end();
+  if (faulted()) return;
+  if (outer) commit_ss(ss_sel, sd);
+  commit_cs(sel, cd, new_cpl);
+  set_reg64(4, (sp & ~mask) | p);
+  enter_handler(old_flags, trap, target);
+}
+
+// EFLAGS on entry to a protected/long-mode handler: TF, NT, RF and VM
+// cleared; IF too through an interrupt gate (not a trap gate).
+function enter_handler(old_flags: u32, trap: bool, target: u64): void {
   let nf = old_flags & ~(TF | NT | RF | VM);
   if (!trap) nf &= ~IF;
   set_eflags(nf);
   finish(target);
 }
 
-// Make memory accesses use `c`'s privilege until update_mode() recomputes
-// it from CS (which finish() and the failure paths do).
-function as_cpl(c: i32): void { mem_set_mode(c == 3, lin_mask); tlb_set_cpl(c == 3); }
+// Real mode: the IVT holds 4-byte far pointers; FLAGS, CS and IP are pushed
+// as words; IF, TF and AC are cleared. Error codes are never pushed.
+function real_mode_interrupt(vector: i32, ret_ip: u64): void {
+  const idt = vcpu_load64(VCPU_IDTR_BASE);
+  const limit = <u64>vcpu_load32(VCPU_IDTR_LIMIT);
+  if (<u64>vector * 4 + 3 > limit) { raise_gp(0); return; }
+  const ent = read_sys32(idt + <u64>vector * 4);
+  if (faulted()) return;
+  const old_flags = get_eflags();
+  const sp = reg64(4);
+  const base = seg_base(SEG_SS);
+  const mask = stack_mask_of(seg_attr(SEG_SS));
+  let p = push_at(base, mask, sp, 2, <u64>(old_flags & 0xffff));
+  if (!faulted()) p = push_at(base, mask, p, 2, <u64>seg_selector(SEG_CS));
+  if (!faulted()) p = push_at(base, mask, p, 2, ret_ip & 0xffff);
+  if (faulted()) return;
+  set_reg64(4, (sp & ~mask) | p);
+  set_eflags(old_flags & ~(IF | TF | AC | RF));
+  walk_set_ac(false);
+  load_cs_real(ent >> 16);
+  finish(<u64>(ent & 0xffff));
+}
 
 function finish(target: u64): void {
   update_mode();
-  fetch_invalidate();
   set_next_ip(target);
   set_rip(target);
 }
 
-function push16(v: u64): void {
-  const sp = (reg64(4) - 2) & 0xffff;
-  write_sz((seg_base(SEG_SS) + sp) & 0xfffff, 2, v);
-  if (!faulted()) set_sp16(sp);
-}
-function set_sp16(sp: u64): void { set_reg64(4, (reg64(4) & ~<u64>0xffff) | (sp & 0xffff)); }
-
-// IRET / IRETD / IRETQ (no task return, no return to virtual-8086 mode).
+// ---- IRET / IRETD / IRETQ (SDM IRET): real mode; protected mode to the same
+// or an outer ring; IA-32e mode, where 64-bit mode always pops SS:RSP (which
+// may be null when returning to a 64-bit ring below 3). Everything is
+// validated before anything changes. Not modelled: task return (NT = 1
+// outside IA-32e mode) and return to virtual-8086 mode.
 export function iret(): void {
   const size = opsize;
-  const ss_base = seg_base(SEG_SS);
-  const sp = reg64(4);
+  const w = <u64>size;
+  const old_fl = get_eflags();
+  const ip = peek(0, size);
+  if (faulted()) return;
+  const cs = <u32>peek(w, size) & 0xffff;
+  if (faulted()) return;
+  const tfl = <u32>peek(2 * w, size);
+  if (faulted()) return;
+
   if (!protected_mode) {
-    const ip = read_sz((ss_base + (sp & 0xffff)) & 0xfffff, size);
-    if (faulted()) return;
-    const cs = <u32>read_sz((ss_base + ((sp + <u64>size) & 0xffff)) & 0xfffff, size) & 0xffff;
-    if (faulted()) return;
-    const fl = <u32>read_sz((ss_base + ((sp + <u64>(2 * size)) & 0xffff)) & 0xfffff, size);
-    if (faulted()) return;
-    seg_set(SEG_CS, cs, <u64>(cs << 4), 0xffff, 0x9b);
-    const keep = size == 2 ? 0xffff0000 : (VM | 0);
-    set_eflags((get_eflags() & keep) | (fl & ~keep));
-    set_sp16(sp + <u64>(3 * size));
+    if (ip > <u64>seg_limit(SEG_CS)) { raise_gp(0); return; }
+    let nf: u32;
+    if (size == 2) nf = (old_fl & 0xffff0000) | (tfl & 0xffff);
+    else nf = (tfl & 0x257fd5) | (old_fl & 0x1a0000);
+    load_cs_real(cs);
+    set_sp(reg64(4) + 3 * w);
+    set_flags_sys(nf);
     finish(ip);
     return;
   }
-  if ((get_eflags() & NT) != 0 && !long_mode) { raise_unimplemented(); return; } // task return
-  const lin = mode64 ? sp : (ss_base + (sp & (stack_size == 4 ? 0xffffffff : 0xffff))) & 0xffffffff;
-  const new_ip = read_sz(lin, size);
+  if ((old_fl & VM) != 0) { raise_unimplemented(); return; } // virtual-8086 mode
+  if ((old_fl & NT) != 0) {
+    if (long_mode) raise_gp(0); else raise_unimplemented(); // task return: not modelled
+    return;
+  }
+  if (!long_mode && (tfl & VM) != 0 && cpl == 0 && size == 4) { raise_unimplemented(); return; } // to virtual-8086 mode
+
+  // the return code segment
+  if ((cs & 0xfffc) == 0) { raise_gp(0); return; }
+  const d = read_desc(cs);
   if (faulted()) return;
-  const new_cs = <u32>read_sz(lin + <u64>size, size) & 0xffff;
-  if (faulted()) return;
-  const new_fl = <u32>read_sz(lin + <u64>(2 * size), size);
-  if (faulted()) return;
-  const rpl = <i32>(new_cs & 3);
-  if (rpl < cpl) { raise_gp(new_cs & 0xfffc); return; }
-  const outer = rpl > cpl || size == 8;
+  if (!check_cs(cs, d, true)) return;
+  const rpl = <i32>(cs & 3);
+  const outer = rpl > cpl || mode64;
   let new_sp: u64 = 0;
   let new_ss: u32 = 0;
+  let sd: u64 = 0;
   if (outer) {
-    new_sp = read_sz(lin + <u64>(3 * size), size);
+    new_sp = peek(3 * w, size);
     if (faulted()) return;
-    new_ss = <u32>read_sz(lin + <u64>(4 * size), size) & 0xffff;
+    new_ss = <u32>peek(4 * w, size) & 0xffff;
     if (faulted()) return;
+    if ((new_ss & 0xfffc) == 0) {
+      if (!desc_is64(d) || rpl == 3) { raise_gp(0); return; }
+    } else {
+      sd = check_new_ss(new_ss, rpl, false, 0);
+      if (faulted()) return;
+    }
   }
-  if ((new_fl & VM) != 0 && !long_mode && cpl == 0) { raise_unimplemented(); return; } // v8086
+  const new_ip = size == 8 ? ip : ip & (size == 4 ? 0xffffffff : 0xffff);
+  if (!check_target(d, new_ip)) return;
+
+  // commit: EFLAGS under the old CPL's rules, then CS, SS:RSP
   const old_cpl = cpl;
-  const old_fl = get_eflags();
-  if (!load_cs(new_cs, rpl, true)) return;
-  // EFLAGS: IOPL only at CPL 0, IF only when CPL <= IOPL
-  let writable: u32 = ARITH_FLAGS | TF | DF | NT | AC | ID | RF | 0x0800 | (1 << 19) | (1 << 20);
-  if (old_cpl == 0) writable |= IOPL_MASK;
+  let writable: u32 = ARITH_FLAGS | TF | DF | NT;
+  if (size != 2) writable |= RF | AC | ID;
   if (old_cpl <= <i32>((old_fl & IOPL_MASK) >> 12)) writable |= IF;
-  if (size == 2) writable &= 0xffff;
-  set_eflags((old_fl & ~writable) | (new_fl & writable));
+  if (old_cpl == 0) { writable |= IOPL_MASK; if (size != 2) writable |= VIF | VIP; }
+  const sp = reg64(4);
+  const old_stack = stack_size;
+  commit_cs(cs, d, rpl);
   if (outer) {
-    if (long_mode && (new_ss & 0xfffc) == 0 && rpl != 3) seg_set(SEG_SS, new_ss, 0, 0, 0);
-    else { load_seg(SEG_SS, new_ss); if (faulted()) return; }
-    if (size == 4 && !mode64) set_reg64(4, new_sp & 0xffffffff); else set_reg64(4, new_sp);
+    if ((new_ss & 0xfffc) == 0) { seg_set(SEG_SS, new_ss, 0, 0, <u32>rpl << 5); update_mode(); }
+    else commit_ss(new_ss, sd);
+    if (size == 2) set_reg64(4, (reg64(4) & ~<u64>0xffff) | (new_sp & 0xffff));
+    else set_reg64(4, new_sp);
     if (rpl > old_cpl) null_outer_segments(rpl);
   } else {
-    if (size == 8 || stack_size == 8) set_reg64(4, sp + <u64>(3 * size));
-    else if (stack_size == 4) set_reg64(4, (sp + <u64>(3 * size)) & 0xffffffff);
-    else set_sp16(sp + <u64>(3 * size));
+    const nsp = sp + 3 * w;
+    if (old_stack == 4) set_reg64(4, nsp & 0xffffffff);
+    else if (old_stack == 2) set_reg64(4, (sp & ~<u64>0xffff) | (nsp & 0xffff));
+    else set_reg64(4, nsp);
   }
-  finish(size == 8 ? new_ip : new_ip & (size == 4 ? 0xffffffff : 0xffff));
+  set_flags_sys((old_fl & ~writable) | (tfl & writable));
+  finish(new_ip);
 }
 
-// On a return to an outer ring, data segment registers the new CPL may not
-// use are nulled (SDM IRET / RET).
-export function null_outer_segments(new_cpl: i32): void {
-  for (let s = SEG_ES; s <= SEG_GS; s++) {
-    if (s == SEG_CS || s == SEG_SS) continue;
-    const a = seg_attr(s);
-    if ((a & ATTR_P) == 0) continue;
-    const conforming_code = (a & ATTR_CODE) != 0 && (a & ATTR_CONFORMING) != 0;
-    if (!conforming_code && attr_dpl(a) < new_cpl) seg_set(s, 0, 0, 0, 0);
-  }
+function set_flags_sys(v: u32): void {
+  set_eflags(v);
+  walk_set_ac((v & AC) != 0);
 }

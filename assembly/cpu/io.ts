@@ -3,27 +3,34 @@
 // restarted with the host's data latched (see fault.ts ABORT).
 import {
   VCPU, VCPU_PENDING_IO, EXIT_IO, EXIT_IO_DIRECTION, EXIT_IO_SIZE, EXIT_IO_PORT, EXIT_IO_DATA,
-  IOPL_MASK, reg_read, reg_write, reg16, stat_inc, SEG_TR, seg_base, seg_limit,
+  IOPL_MASK, VM, reg_read, reg_write, reg16, stat_inc, SEG_TR, seg_base, seg_limit, seg_attr,
 } from "./state";
 import { imm, opsize } from "./decode";
-import { set_exit_pending, read_sys32 } from "./mem";
+import { set_exit_pending, read_sys16 } from "./mem";
 import { raise_abort, raise_gp, faulted } from "./fault";
 import { get_eflags } from "./flags";
 import { cpl, protected_mode, mode64 } from "./mode";
 import { STAT_IO_EXITS } from "../stats";
 
-// I/O permission: CPL <= IOPL, else the TSS I/O bitmap (SDM vol. 1, 19.5).
+// I/O permission (SDM vol. 1, 19.5): in protected mode with CPL > IOPL (or
+// in virtual-8086 mode) every bit of the TSS I/O bitmap covering the access
+// must be 0; the bitmap must lie within the limit of a 32/64-bit TSS.
+// Anything else is #GP(0).
 export function io_allowed(port: u32, size: i32): bool {
   if (!protected_mode) return true;
-  if (<u32>cpl <= ((get_eflags() & IOPL_MASK) >> 12)) return true;
+  const fl = get_eflags();
+  if ((fl & VM) == 0 && <u32>cpl <= ((fl & IOPL_MASK) >> 12)) return true;
+  const ta = seg_attr(SEG_TR);
+  const type = ta & 0x1f; // with S, which must be 0
+  if ((ta & 0x80) == 0 || (type != 9 && type != 11)) { raise_gp(0); return false; }
   const tss = seg_base(SEG_TR);
   const limit = <u64>seg_limit(SEG_TR);
   if (limit < 0x67) { raise_gp(0); return false; }
-  const bitmap = <u64>(read_sys32(tss + 0x64) >> 16);
+  const bitmap = <u64>read_sys16(tss + 0x66);
   if (faulted()) return false;
   const byte = bitmap + <u64>(port >> 3);
   if (byte + 1 > limit) { raise_gp(0); return false; }
-  const bits = read_sys32(tss + byte) & 0xffff; // two bytes: the access may straddle
+  const bits = read_sys16(tss + byte); // two bytes: the access may straddle
   if (faulted()) return false;
   const mask: u32 = ((1 << size) - 1) << (port & 7);
   if ((bits & mask) != 0) { raise_gp(0); return false; }

@@ -8,7 +8,7 @@ import {
 import { walk_addr, walk_user, walk_writable, walk_nx, walk_dirty, walk_global, ACC_WRITE, ACC_USER, ACC_FETCH, ACC_IMPLICIT } from "../mmu/walk";
 import { gpa_to_host, gpa_slot_flags, MEM_READONLY } from "../vm";
 import { VCPU, VCPU_CR0, VCPU_PENDING_IO, EXIT_MMIO_GPA, EXIT_MMIO_DATA, EXIT_MMIO_LEN, EXIT_MMIO_IS_WRITE, EXIT_MMIO, CR0_PG, CR0_WP, stat_inc, vcpu_load64 } from "./state";
-import { raise_abort, faulted } from "./fault";
+import { raise_abort, raise_gp, raise_ss, faulted } from "./fault";
 import { STAT_TLB_MISS, STAT_MMIO_EXITS } from "../stats";
 
 // CPL == 3 (kept by mode.ts); selects user-mode permission checks.
@@ -16,6 +16,10 @@ export let cpl_user: bool = false;
 // Linear addresses wrap at 4 GiB outside 64-bit mode.
 export let lin_mask: u64 = 0xffffffff;
 export function mem_set_mode(user: bool, mask: u64): void { cpl_user = user; lin_mask = mask; }
+// Set around implicit stack accesses (push/pop/...): selects #SS over #GP
+// for a non-canonical address.
+export let stack_ref: bool = false;
+export function set_stack_ref(v: bool): void { stack_ref = v; }
 
 // An exit the instruction raised that run() must return after it retires
 // (OUT, MMIO write). 0 = none.
@@ -28,6 +32,13 @@ export function set_exit_pending(reason: i32): void { exit_pending = reason; }
 // was raised, or -2 for MMIO (xlat_gpa holds the gpa). Fills the TLB.
 export let xlat_gpa: u64 = 0;
 export function translate(lin: u64, access: u32): i64 {
+  // 64-bit mode: a non-canonical address faults before paging (SDM vol. 1,
+  // 3.3.7.1): #SS(0) for a stack reference, #GP(0) otherwise. The TLB only
+  // holds canonical pages, so the inline fast paths never see one.
+  if (lin_mask == <u64>-1 && <u64>(<i64>(lin << 16) >> 16) != lin) {
+    if (stack_ref) raise_ss(0); else raise_gp(0);
+    return -1;
+  }
   stat_inc(STAT_TLB_MISS);
   const cr0 = vcpu_load64(VCPU_CR0);
   let gpa: u64;
@@ -244,6 +255,13 @@ export function read_sys32(lin: u64): u32 {
   const saved = cpl_user;
   cpl_user = false;
   const v = <u32>read_slow(lin, 4, ACC_IMPLICIT);
+  cpl_user = saved;
+  return v;
+}
+export function read_sys16(lin: u64): u32 {
+  const saved = cpl_user;
+  cpl_user = false;
+  const v = <u32>read_slow(lin, 2, ACC_IMPLICIT);
   cpl_user = saved;
   return v;
 }

@@ -33,6 +33,21 @@ function record_unimplemented(at: u64): void {
   store<u32>(VCPU + EXIT_INTERNAL_LEN, n);
 }
 
+// After an event delivery: a triple fault stops the vCPU (SHUTDOWN); a
+// delivery that needs something not modelled (a task gate) or host data
+// (an IDT in MMIO) leaves that raised. 0 = carry on.
+function after_delivery(at: u64): i32 {
+  if (triple_fault) {
+    store<u32>(VCPU + EXIT_SHUTDOWN_VECTOR, <u32>triple_fault_vector);
+    return EXIT_SHUTDOWN;
+  }
+  if (!faulted()) return 0;
+  const v = exc_vector;
+  clear_fault();
+  if (v == UNIMPLEMENTED) { record_unimplemented(at); return EXIT_INTERNAL_ERROR; }
+  return exit_pending != 0 ? exit_pending : EXIT_INTERNAL_ERROR;
+}
+
 export function run(budget: i32): i32 {
   flags_sync_in();
   update_mode();
@@ -52,7 +67,8 @@ export function run(budget: i32): i32 {
       store<u32>(VCPU + VCPU_HALTED, 0);
       stat_inc(STAT_INTERRUPTS);
       external_interrupt(irq);
-      if (triple_fault) { reason = EXIT_SHUTDOWN; break; }
+      reason = after_delivery(rip());
+      if (reason != 0) break;
       continue;
     }
     if (load<u32>(VCPU + VCPU_HALTED) != 0) { reason = EXIT_HLT; break; }
@@ -68,11 +84,8 @@ export function run(budget: i32): i32 {
       if (v == PF_VEC) set_pending_cr2(exc_cr2);
       set_rip(at);
       deliver_exception(v, exc_has_code, exc_code, at);
-      if (triple_fault) {
-        store<u32>(VCPU + EXIT_SHUTDOWN_VECTOR, <u32>triple_fault_vector);
-        reason = EXIT_SHUTDOWN;
-        break;
-      }
+      reason = after_delivery(at);
+      if (reason != 0) break;
       continue;
     }
     set_rip(next_ip);

@@ -13,11 +13,11 @@ import {
   IF, RF, VM, AC, stat_inc, icount,
 } from "./state";
 import { opsize, reg, rm, mod_, ea, rex_w, rep, next_ip, set_next_ip, read_E, write_E, write_G, ea_plus, addrsize, modrm } from "./decode";
-import { read_sz, write_sz, set_exit_pending, read_sys64 } from "./mem";
+import { read_sz, write_sz, set_exit_pending, read_sys64, write_sys32 } from "./mem";
 import { faulted, raise_gp, raise_ud } from "./fault";
 import { get_eflags, set_eflags } from "./flags";
 import { cpl, mode64, long_mode, protected_mode, update_mode } from "./mode";
-import { read_desc, desc_attr, desc_base, desc_limit, attr_dpl, ATTR_P, ATTR_S, ATTR_CODE, ATTR_RW, ATTR_CONFORMING, desc_addr } from "./seg";
+import { read_desc, desc_attr, desc_base, desc_limit, attr_dpl, ATTR_P, ATTR_S, ATTR_CODE, ATTR_RW, ATTR_CONFORMING, desc_addr, desc_lin } from "./seg";
 import { kvm_mmu_new_pgd, kvm_mmu_reset_context, kvm_mmu_invlpg } from "../mmu/mmu";
 import { PT64_RSVD_HIGH, PT_PRESENT } from "../mmu/walk";
 import { gpa_to_host } from "../vm";
@@ -281,13 +281,14 @@ export function grp7(): void {
       vcpu_store64(VCPU_KERNEL_GS_BASE, gs);
       return;
     }
-    if (op == 0xf9) { // rdtscp
+    if (op == 0xf9) { // rdtscp (CR4.TSD restricts it to CPL 0 like rdtsc)
+      if ((vcpu_load64(VCPU_CR4) & CR4_TSD) != 0 && cpl != 0) { raise_gp(0); return; }
       const t = tsc();
       set_reg32(0, <u32>t); set_reg32(2, <u32>(t >> 32)); set_reg32(1, <u32>vcpu_load64(VCPU_TSC_AUX));
       return;
     }
-    if (op == 0xca || op == 0xcb) { // clac / stac (SMAP)
-      if (!need_cpl0()) return;
+    if (op == 0xca || op == 0xcb) { // clac / stac (SMAP): #UD, not #GP, outside ring 0
+      if (cpl != 0) { raise_ud(); return; }
       const f = get_eflags();
       set_eflags(op == 0xca ? f & ~AC : f | AC);
       walk_set_ac(op == 0xcb);
@@ -332,19 +333,17 @@ export function grp6(): void {
     case 4: case 5: { // verr / verw
       const sel = <u32>read_E(2) & 0xffff;
       if (faulted()) return;
+      // a selector beyond the table just clears ZF; a #PF reading it is real
       let ok = false;
-      if ((sel & 0xfffc) != 0) {
-        const a = desc_addr(sel);
-        if (faulted()) { clear_fault_quiet(); } else if (a >= 0) {
-          const d = read_sys64(<u64>a);
-          if (!faulted()) {
-            const at = desc_attr(d);
-            const conforming = (at & ATTR_CODE) != 0 && (at & ATTR_CONFORMING) != 0;
-            const priv_ok = conforming || (attr_dpl(at) >= cpl && attr_dpl(at) >= <i32>(sel & 3));
-            if ((at & ATTR_S) != 0 && priv_ok) {
-              ok = sub == 4 ? ((at & ATTR_CODE) == 0 || (at & ATTR_RW) != 0) : ((at & ATTR_CODE) == 0 && (at & ATTR_RW) != 0);
-            }
-          }
+      const a = (sel & 0xfffc) != 0 ? desc_lin(sel, 8) : -1;
+      if (a >= 0) {
+        const d = read_sys64(<u64>a);
+        if (faulted()) return;
+        const at = desc_attr(d);
+        const conforming = (at & ATTR_CODE) != 0 && (at & ATTR_CONFORMING) != 0;
+        const priv_ok = conforming || (attr_dpl(at) >= cpl && attr_dpl(at) >= <i32>(sel & 3));
+        if ((at & ATTR_S) != 0 && priv_ok) {
+          ok = sub == 4 ? ((at & ATTR_CODE) == 0 || (at & ATTR_RW) != 0) : ((at & ATTR_CODE) == 0 && (at & ATTR_RW) != 0);
         }
       }
       set_eflags(ok ? get_eflags() | (1 << 6) : get_eflags() & ~(1 << 6));
@@ -353,8 +352,6 @@ export function grp6(): void {
     default: raise_ud(); return;
   }
 }
-import { clear_fault } from "./fault";
-function clear_fault_quiet(): void { clear_fault(); }
 
 // LLDT / LTR: system descriptors (16 bytes in long mode); LTR marks the TSS busy.
 function load_system_seg(s: i32, sel: u32): void {
@@ -373,14 +370,19 @@ function load_system_seg(s: i32, sel: u32): void {
   if ((a & ATTR_P) == 0) { raise_gp_np(sel); return; }
   let base = desc_base(d);
   if (long_mode) {
-    const hi = read_sys64(<u64>desc_addr(sel) + 8);
+    // 16-byte descriptor: the upper half must be in the GDT, have type 0
+    // and give a canonical base
+    const a16 = desc_lin(sel, 16);
+    if (a16 < 0) { raise_gp(sel & 0xfffc); return; }
+    const hi = read_sys64(<u64>a16 + 8);
     if (faulted()) return;
     base |= (hi & 0xffffffff) << 32;
+    if (((hi >> 8) & 0x1f) != 0 || !is_canonical(base)) { raise_gp(sel & 0xfffc); return; }
   }
   if (s == SEG_TR) {
     // set the busy bit (type 9 -> 11) in the GDT
     const addr = <u64>desc_addr(sel) + 4;
-    write_sz(addr, 4, ((d >> 32) | (1 << 9)) & 0xffffffff);
+    write_sys32(addr, <u32>(d >> 32) | (1 << 9));
     if (faulted()) return;
     seg_set(s, sel, base, desc_limit(d), a | 2);
   } else seg_set(s, sel, base, desc_limit(d), a);
@@ -396,17 +398,21 @@ function lar_lsl(is_lar: bool): void {
   if (faulted()) return;
   let ok = false;
   let value: u64 = 0;
-  if ((sel & 0xfffc) != 0) {
-    const a = desc_addr(sel);
-    if (faulted()) clear_fault();
-    else {
+  const a = (sel & 0xfffc) != 0 ? desc_lin(sel, 8) : -1;
+  if (a >= 0) {
+    {
       const d = read_sys64(<u64>a);
       if (faulted()) return;
       const at = desc_attr(d);
       const conforming = (at & ATTR_CODE) != 0 && (at & ATTR_CONFORMING) != 0;
       const priv_ok = conforming || (attr_dpl(at) >= cpl && attr_dpl(at) >= <i32>(sel & 3));
       const type = at & 0xf;
-      const sys_ok = (at & ATTR_S) != 0 || (is_lar ? (type == 1 || type == 2 || type == 3 || type == 9 || type == 11 || type == 12) : (type == 1 || type == 2 || type == 3 || type == 9 || type == 11));
+      // system types LAR/LSL accept (SDM LAR, LSL): IA-32e mode has no
+      // 16-bit TSS or gates, and LSL no gates at all
+      let sys_ok: bool;
+      if ((at & ATTR_S) != 0) sys_ok = true;
+      else if (long_mode) sys_ok = type == 2 || type == 9 || type == 11 || (is_lar && type == 12);
+      else sys_ok = type == 1 || type == 2 || type == 3 || type == 9 || type == 11 || (is_lar && (type == 4 || type == 5 || type == 12));
       ok = priv_ok && sys_ok;
       value = is_lar ? ((d >> 32) & 0x00f0ff00) : <u64>desc_limit(d);
     }
@@ -421,26 +427,32 @@ const CODE64_ATTR: u32 = 0xa09b; // P DPL0 S code exec/read accessed, L, G
 const DATA_ATTR: u32 = 0xc093; // P DPL0 S data rw accessed, B, G
 const CODE32_ATTR: u32 = 0xc09b;
 
+// SYSCALL (SDM, Intel): #UD unless in 64-bit mode with EFER.SCE (Intel CPUs,
+// which we claim to be, do not support it in compatibility mode, so CSTAR is
+// never used). CS = STAR[47:32] & ~3, SS = STAR[47:32] + 8, flat, ring 0.
 export function syscall(): void {
   const efer = vcpu_load64(VCPU_EFER);
-  if ((efer & EFER_SCE) == 0 || !long_mode) { raise_ud(); return; }
-  const star = vcpu_load64(VCPU_STAR);
-  const sel = <u32>(star >> 32) & 0xfffc;
+  if ((efer & EFER_SCE) == 0 || !mode64) { raise_ud(); return; }
+  const star_cs = <u32>(vcpu_load64(VCPU_STAR) >> 32) & 0xffff;
   set_reg64(1, next_ip);
   const fl = get_eflags();
   set_reg64(11, <u64>(fl & ~RF));
-  seg_set(SEG_CS, sel, 0, 0xffffffff, CODE64_ATTR);
-  seg_set(SEG_SS, sel + 8, 0, 0xffffffff, DATA_ATTR);
-  set_eflags(fl & ~(<u32>vcpu_load64(VCPU_SFMASK)) & ~RF);
-  const target = mode64 ? vcpu_load64(VCPU_LSTAR) : vcpu_load64(VCPU_CSTAR);
+  seg_set(SEG_CS, star_cs & 0xfffc, 0, 0xffffffff, CODE64_ATTR);
+  seg_set(SEG_SS, (star_cs + 8) & 0xffff, 0, 0xffffffff, DATA_ATTR);
+  const nf = fl & ~(<u32>vcpu_load64(VCPU_SFMASK)) & ~RF;
+  set_eflags(nf);
+  walk_set_ac((nf & AC) != 0);
   update_mode();
   fetch_invalidate();
-  set_next_ip(target);
+  set_next_ip(vcpu_load64(VCPU_LSTAR));
 }
+// SYSRET: #UD unless in 64-bit mode with EFER.SCE; #GP(0) outside ring 0 or
+// (Intel) for a non-canonical RCX with REX.W. CS = STAR[63:48] (+16 for
+// 64-bit) | 3, SS = STAR[63:48] + 8 | 3, RFLAGS = (R11 & 3C7FD7H) | 2.
 export function sysret(): void {
   const efer = vcpu_load64(VCPU_EFER);
-  if ((efer & EFER_SCE) == 0 || !long_mode) { raise_ud(); return; }
-  if (!mode64 || cpl != 0) { raise_gp(0); return; }
+  if ((efer & EFER_SCE) == 0 || !mode64) { raise_ud(); return; }
+  if (cpl != 0) { raise_gp(0); return; }
   const star = vcpu_load64(VCPU_STAR);
   const base = <u32>(star >> 48) & 0xffff;
   let target: u64;
@@ -453,8 +465,10 @@ export function sysret(): void {
     seg_set(SEG_CS, (base & 0xfffc) | 3, 0, 0xffffffff, CODE32_ATTR | (3 << 5));
   }
   // SS gets a flat data segment with RPL 3 (its DPL stays as the CPU forces it)
-  seg_set(SEG_SS, ((base + 8) & 0xfffc) | 3, 0, 0xffffffff, DATA_ATTR | (3 << 5));
-  set_eflags((<u32>reg64(11) & 0x3c7fd7) | 2);
+  seg_set(SEG_SS, ((base + 8) & 0xffff) | 3, 0, 0xffffffff, DATA_ATTR | (3 << 5));
+  const nf = (<u32>reg64(11) & 0x3c7fd7) | 2;
+  set_eflags(nf);
+  walk_set_ac((nf & AC) != 0);
   update_mode();
   fetch_invalidate();
   set_next_ip(target);
@@ -477,6 +491,7 @@ export function sysenter(): void {
 export function sysexit(): void {
   const cs = <u32>vcpu_load64(VCPU_SYSENTER_CS) & 0xfffc;
   if (!protected_mode || cpl != 0 || cs == 0) { raise_gp(0); return; }
+  if (rex_w && (!is_canonical(reg64(1)) || !is_canonical(reg64(2)))) { raise_gp(0); return; }
   if (rex_w) {
     seg_set(SEG_CS, (cs + 32) | 3, 0, 0xffffffff, CODE64_ATTR | (3 << 5));
     seg_set(SEG_SS, (cs + 40) | 3, 0, 0xffffffff, DATA_ATTR | (3 << 5));
