@@ -6,7 +6,7 @@
 //
 // The decoded instruction lives in module globals: handlers read them.
 import {
-  OPFLAGS, OPF_MODRM, OPF_IMM_SHIFT, OPF_IMM_MASK, OPF_D64, OPF_F64, OPF_INV64,
+  OPFLAGS, OPF_MODRM, OPF_IMM_SHIFT, OPF_IMM_MASK, OPF_D64, OPF_F64, OPF_INV64, OPF_MODREG,
   IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_MOFFS, IMM_WB, IMM_PTR, IMM_F6, IMM_F7,
 } from "./decode_table";
 import { seg_base, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, reg64, reg_read, reg_write, VCPU, VCPU_ICACHE, ICACHE_ENTRIES } from "./state";
@@ -141,7 +141,7 @@ export function decode(rip: u64): bool {
     addrsize = (code_size == 4) != pfx_67 ? 4 : 2;
   }
   if ((fl & OPF_MODRM) != 0) {
-    decode_modrm();
+    if ((fl & OPF_MODREG) != 0) decode_modrm_reg(); else decode_modrm();
     if (faulted()) return false;
     // Group 5's near call/jmp and push default to 64-bit operands in 64-bit
     // mode (its inc/dec do not), so the table cannot say d64 for the opcode.
@@ -295,6 +295,15 @@ let ea_base: i32 = -1;
 let ea_index: i32 = -1;
 let ea_scale: i32 = 0;
 let ea_disp: u64 = 0;
+
+// MOV to/from CR/DR: ModRM names two registers whatever mod says (the SDM:
+// "the 2 bits in the mod field are ignored"), so no SIB or displacement.
+function decode_modrm_reg(): void {
+  modrm = <i32>fetch8();
+  mod_ = 3;
+  reg = ((modrm >> 3) & 7) | ((rex & 4) << 1);
+  rm = (modrm & 7) | ((rex & 1) << 3);
+}
 
 function decode_modrm(): void {
   modrm = <i32>fetch8();

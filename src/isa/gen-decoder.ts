@@ -19,6 +19,7 @@ const OPF_D64 = 1 << 5;
 const OPF_F64 = 1 << 6;
 const OPF_INV64 = 1 << 7;
 const OPF_DEFINED = 1 << 8;
+const OPF_MODREG = 1 << 9;
 
 // Handlers that exist: every `export function NAME` under assembly/cpu/ except the generated files.
 const GENERATED = new Set(["decode_table.ts", "dispatch.ts", "handlers.ts"]);
@@ -37,6 +38,7 @@ for (const [code, d] of [...OPCODES.entries()].sort((a, b) => a[0] - b[0])) {
   if (d.d64) f |= OPF_D64;
   if (d.f64) f |= OPF_F64;
   if (d.inv64) f |= OPF_INV64;
+  if (d.modreg) f |= OPF_MODREG;
   flags[code] = f;
   const fn = d.exec.slice(0, d.exec.indexOf("("));
   const hex = "0x" + code.toString(16).padStart(3, "0");
@@ -56,6 +58,7 @@ export const OPF_D64: u32 = ${OPF_D64};
 export const OPF_F64: u32 = ${OPF_F64};
 export const OPF_INV64: u32 = ${OPF_INV64};
 export const OPF_DEFINED: u32 = ${OPF_DEFINED};
+export const OPF_MODREG: u32 = ${OPF_MODREG};
 ${Object.entries(IMM_KINDS).map(([k, v]) => `export const IMM_${k.toUpperCase()}: u32 = ${v};`).join("\n")}
 
 // u16 flags per opcode (0x000-0x3ff); read-only static data.

@@ -25,6 +25,7 @@ export interface OpDef {
   d64?: boolean; // default operand size 64 in 64-bit mode (push/pop/near branches)
   f64?: boolean; // operand size forced to 64 in 64-bit mode
   inv64?: boolean; // #UD in 64-bit mode
+  modreg?: boolean; // ModRM always names registers: mod is ignored, no SIB/displacement (mov cr/dr)
 }
 
 const table = new Map<number, OpDef>();
@@ -187,10 +188,10 @@ op(T | 0x09, "wbinvd", "priv_nop()");
 op(T | 0x0b, "ud2", "op_ud()");
 op(T | 0x0d, "prefetch", "nop()", M);
 for (let i = 0x18; i <= 0x1f; i++) op(T | i, "nop", "nop()", M); // hint nops, endbr64 (F3 0F 1E FA)
-op(T | 0x20, "mov", "mov_R_CR()", M);
-op(T | 0x21, "mov", "mov_R_DR()", M);
-op(T | 0x22, "mov", "mov_CR_R()", M);
-op(T | 0x23, "mov", "mov_DR_R()", M);
+op(T | 0x20, "mov", "mov_R_CR()", { ...M, modreg: true });
+op(T | 0x21, "mov", "mov_R_DR()", { ...M, modreg: true });
+op(T | 0x22, "mov", "mov_CR_R()", { ...M, modreg: true });
+op(T | 0x23, "mov", "mov_DR_R()", { ...M, modreg: true });
 op(T | 0x30, "wrmsr", "wrmsr()");
 op(T | 0x31, "rdtsc", "rdtsc()");
 op(T | 0x32, "rdmsr", "rdmsr()");
