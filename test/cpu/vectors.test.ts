@@ -125,6 +125,21 @@ describe("host-CPU instruction vectors", () => {
     cpu.enterLongModeUser();
   });
 
+  it("runs the cases in 64-bit mode at CPL 3 (privileged instructions fault)", () => {
+    for (const code of [[0xfa], [0x0f, 0x20, 0xc0], [0xf4]]) { // cli, mov rax, cr0, hlt
+      cpu.write(CODE_ADDR, Uint8Array.from(code));
+      cpu.rip = BigInt(CODE_ADDR);
+      cpu.rflags = 2n;
+      expect(cpu.run(1), code.toString()).toBe("SHUTDOWN"); // #GP, no IDT: triple fault
+      expect(cpu.vcpu.shutdownVector).toBe(13);
+      cpu.enterLongModeUser();
+    }
+    cpu.write(CODE_ADDR, Uint8Array.from([0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8])); // mov rax, imm64: a 10-byte instruction only in 64-bit mode
+    cpu.rip = BigInt(CODE_ADDR);
+    expect(cpu.run(1)).toBe("BUDGET");
+    expect(cpu.gpr[0]).toBe(0x0807060504030201n);
+  });
+
   it("has the expected corpus (1098 forms x 64 cases)", () => {
     const forms = loaded.flatMap((l) => l.doc.forms);
     expect(forms.length).toBe(1098);
