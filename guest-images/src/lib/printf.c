@@ -83,8 +83,11 @@ int vprintf(const char *fmt, va_list ap)
             while (*fmt >= '0' && *fmt <= '9')
                 width = width * 10 + (*fmt++ - '0');
         }
+        /* lng: 1 when the argument is 64 bits wide (ll always; l and z on LP64 only,
+         * so the same code also serves the 32-bit images). */
         while (*fmt == 'l' || *fmt == 'z') {
-            lng++;
+            if (*fmt == 'z' ? sizeof(size_t) == 8 : (fmt[1] == 'l' || sizeof(long) == 8))
+                lng = 1;
             fmt++;
         }
         switch (*fmt) {
