@@ -2,6 +2,7 @@
 // truth, read by src/core/layout.ts), binding to a vCPU / VM, and run().
 export * from "./cpu/state";
 export * from "./stats";
+export * from "./trace";
 export {
   VM_NR_SLOTS, VM_SLOTS, VM_MAX_SLOTS, MEMSLOT_SIZE, MEMSLOT_BASE_GFN, MEMSLOT_NPAGES, MEMSLOT_HOST,
   MEMSLOT_FLAGS, MEMSLOT_DIRTY_BITMAP, MEM_LOG_DIRTY_PAGES, MEM_READONLY, VM_SIZE,

@@ -6,6 +6,7 @@
  */
 import { Vm } from "./vm.js";
 import type { Vcpu } from "./vcpu.js";
+import type { TraceRecorder } from "./trace/trace.js";
 import { loadMultiboot, type MultibootBoot } from "./boot/multiboot.js";
 import { Uart16550, COM1_BASE, UART_PORT_COUNT } from "./devices/uart16550.js";
 import { DebugExit, DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE } from "./devices/debug_exit.js";
@@ -27,6 +28,8 @@ export interface MachineOptions {
   onUnknownAccess?: (what: string) => void;
   /** Each byte the guest transmits on COM1. */
   onSerial?: (byte: number) => void;
+  /** Record trace events (exits here, MMU events from the core's ring). */
+  trace?: TraceRecorder;
   /** Stop after this many guest instructions (0 = no limit). */
   maxInstructions?: bigint;
 }
@@ -53,6 +56,7 @@ export interface RunResult {
 
 /** Budget per run() call: long enough to amortise the call, short enough to notice stops. */
 const SLICE = 1 << 20;
+const TRACE_SLICE = 4096;
 
 export class Machine {
   readonly vm: Vm;
@@ -83,6 +87,7 @@ export class Machine {
     }
     this.boot = loadMultiboot(opts.kernel, opts.kernelPath, this.vm, { cmdline: opts.append, modules: opts.modules });
     this.vm.vcpus[0].setMultibootState(this.boot.entry, this.boot.mbiAddr);
+    if (opts.trace) for (const v of this.vm.vcpus) opts.trace.attach(v, this.vm.traceRing(v.id));
   }
 
   /** Run vCPU 0 until the guest stops. `onSlice` is called between run() calls (live stats). */
@@ -94,13 +99,16 @@ export class Machine {
       reason, status, message, instructions: cpu.instructions, wallMs: performance.now() - start, stats: cpu.stats(), ...extra,
     });
     for (;;) {
-      let budget = SLICE;
+      // with tracing on, short slices drain the ring before it can wrap
+      let budget = this.opts.trace ? TRACE_SLICE : SLICE;
       if (limit > 0n) {
         const left = limit - cpu.instructions;
         if (left <= 0n) return done("instruction-limit", 1, `stopped after ${limit} instructions (--max-instructions)`);
         if (left < BigInt(budget)) budget = Number(left);
       }
       const exit = cpu.enter(budget);
+      const trace = this.opts.trace;
+      if (trace) { trace.drain(cpu); if (exit !== "BUDGET") trace.exit(cpu, exit); }
       switch (exit) {
         case "IO":
           cpu.completeIo();

@@ -16,8 +16,10 @@ import type { GuestMemory } from "./boot/guest_memory.js";
 import { PC_HOLE_START, PC_HOLE_END } from "./boot/guest_memory.js";
 import { BootError } from "./errors.js";
 import { IoBus } from "./devices/io_bus.js";
+import { TRACE_RING_ENTRIES } from "./trace/trace.js";
 
 const PAGE = 4096;
+const TRACE_RING_BYTES = TRACE_RING_ENTRIES * 32;
 const WASM_PAGE = 65536;
 const MiB = 1024 * 1024;
 
@@ -26,7 +28,12 @@ export interface VmOptions {
   ramSize: number;
   /** The compiled core (see platform/node.ts loadCoreModule). */
   module: WebAssembly.Module;
+  /** Extra linear memory after guest RAM that nothing maps (the fuzzer fills it with canaries to catch stray writes). */
+  guardSize?: number;
 }
+
+/** A named range [start, end) of linear memory (see Vm.regions()). */
+export interface MemoryRegion { name: string; start: number; end: number; }
 
 export interface Memslot {
   slot: number;
@@ -43,6 +50,9 @@ export class Vm implements GuestMemory {
   readonly size: number; // GuestMemory: bytes of RAM from gpa 0
   readonly ramBase: number;
   readonly vmBase: number;
+  readonly heapBase: number;
+  /** Start of the per-vCPU trace rings (TRACE_RING_BYTES each). */
+  readonly traceBase: number;
   readonly vcpus: Vcpu[] = [];
   readonly io = new IoBus();
   readonly memslots = new Map<number, Memslot>();
@@ -58,16 +68,18 @@ export class Vm implements GuestMemory {
     // own constants (heap_base, VM_SIZE, VCPU_SIZE); then grow to fit RAM.
     this.memory = new WebAssembly.Memory({ initial: 64, maximum: CORE_MAX_PAGES, shared: true });
     this.core = instantiateCore(opts.module, this.memory);
-    const heap = this.core.fn.heap_base();
+    const heap = this.heapBase = this.core.fn.heap_base();
     const vmSize = constant(this.core, "VM_SIZE");
     const vcpuSize = constant(this.core, "VCPU_SIZE");
     this.vmBase = align(heap, WASM_PAGE);
     const vcpuBase = this.vmBase + align(vmSize, PAGE);
     const maxVcpus = 8;
-    this.ramBase = align(vcpuBase + maxVcpus * vcpuSize, 16 * MiB);
-    // 64 KiB after RAM: the decoder reads whole 8-byte words at the end of
-    // the last page (and masks off what is not the instruction)
-    const total = this.ramBase + ram + 65536;
+    // one trace ring per possible vCPU (used only when tracing is on)
+    this.traceBase = align(vcpuBase + maxVcpus * vcpuSize, PAGE);
+    this.ramBase = align(this.traceBase + maxVcpus * TRACE_RING_BYTES, 16 * MiB);
+    // at least 64 KiB after RAM: the decoder reads whole 8-byte words at the
+    // end of the last page (and masks off what is not the instruction)
+    const total = this.ramBase + ram + Math.max(opts.guardSize ?? 0, 65536);
     const pages = Math.ceil(total / WASM_PAGE);
     if (pages > CORE_MAX_PAGES) {
       throw new BootError(null, `guest RAM of ${ram / MiB} MiB does not fit the 4 GiB WebAssembly address space (at most ${Math.floor((CORE_MAX_PAGES * WASM_PAGE - this.ramBase) / MiB)} MiB)`);
@@ -86,6 +98,26 @@ export class Vm implements GuestMemory {
     if (ram > PC_HOLE_END) this.setUserMemoryRegion({ slot: 1, guestPhysAddr: PC_HOLE_END, size: ram - PC_HOLE_END, flags: 0 });
     this.vcpus.push(new Vcpu(this, 0, vcpuBase));
   }
+
+  /**
+   * Every range of linear memory the core may legitimately write (guest RAM as
+   * its memslots' ranges, so the PC hole is not RAM here). Everything else is
+   * padding: the fuzzer fills it with canaries. A new VM-wide or per-vCPU
+   * structure must be listed here.
+   */
+  regions(): MemoryRegion[] {
+    const k = this.core.k;
+    return [
+      { name: "static data", start: 0, end: this.heapBase },
+      { name: "vm", start: this.vmBase, end: this.vmBase + k.VM_SIZE },
+      ...this.vcpus.map((v) => ({ name: `vcpu${v.id}`, start: v.base, end: v.base + k.VCPU_SIZE })),
+      ...this.vcpus.map((v) => ({ name: `trace ring ${v.id}`, start: this.traceRing(v.id), end: this.traceRing(v.id) + TRACE_RING_BYTES })),
+      ...[...this.memslots.values()].map((s) => ({ name: `memslot ${s.slot}`, start: s.hostOffset, end: s.hostOffset + s.size })),
+    ].sort((a, b) => a.start - b.start);
+  }
+
+  /** Where vCPU `id`'s trace ring lives (see src/trace/trace.ts). */
+  traceRing(id: number): number { return this.traceBase + id * TRACE_RING_BYTES; }
 
   /** KVM_SET_USER_MEMORY_REGION, for slots backed by this VM's RAM (size 0 deletes). */
   setUserMemoryRegion(r: { slot: number; guestPhysAddr: number; size: number; flags: number }): void {

@@ -6,6 +6,7 @@
 // with the EXT and IDT bits, #DF on a fault during delivery and triple fault
 // -> SHUTDOWN. Plus IRET. Task gates and virtual-8086 mode are not modelled
 // (INTERNAL_ERROR, "unimplemented").
+import { trace, TRACE_EXCEPTION } from "../trace";
 import {
   VCPU_IDTR_BASE, VCPU_IDTR_LIMIT, VCPU_CR2, vcpu_load64, vcpu_load32, vcpu_store64,
   SEG_CS, SEG_SS, seg_selector, seg_base, seg_attr, seg_limit, seg_set, reg64, set_reg64, rip, set_rip,
@@ -86,6 +87,7 @@ function deliver_event(vector: i32, has_code: bool, code: u32, flags: i32, ret_i
 // a fault): delivered as a hardware exception (EXT = 1 in nested error codes).
 export function deliver_exception(vector: i32, has_code: bool, code: u32, ret_ip: u64): void {
   stat_inc(STAT_EXCEPTIONS);
+  trace(TRACE_EXCEPTION, <u32>vector, ret_ip, <u64>code);
   deliver_event(vector, has_code, code, EXT, ret_ip);
 }
 

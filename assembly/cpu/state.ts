@@ -69,6 +69,12 @@ export const VCPU_PENDING_IRQ: i32 = 576; // i32: external vector to inject, -1 
 export const VCPU_INTR_SHADOW: i32 = 580; // u32: STI / MOV SS shadow
 export const VCPU_ID: i32 = 584; // u32 vcpu index
 
+// ---- tracing (see trace.ts): a ring of TRACE_EVENT_SIZE-byte events the host drains
+export const VCPU_TRACE_ENABLED: i32 = 592; // u32
+export const VCPU_TRACE_HEAD: i32 = 596; // u32 events written so far (wraps)
+export const VCPU_TRACE_RING: i32 = 600; // u32 offset of the ring in linear memory
+export const VCPU_TRACE_MASK: i32 = 604; // u32 ring entries - 1 (a power of two)
+
 // ---- the exit struct (like struct kvm_run): written by the core when run()
 // returns, read by the host; for IN / MMIO reads the host writes the data back
 // here before the next run().

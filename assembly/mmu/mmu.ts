@@ -4,9 +4,11 @@
 import { tlb_flush, tlb_flush_page } from "./tlb";
 import { stat_inc, VCPU_CR4, CR4_PGE, vcpu_load64 } from "../cpu/state";
 import { STAT_INVLPG } from "../stats";
+import { trace, TRACE_CR3, TRACE_INVLPG } from "../trace";
 
 // MOV CR3: a new address space. Global pages survive when CR4.PGE is set.
 export function kvm_mmu_new_pgd(cr3: u64): void {
+  trace(TRACE_CR3, 0, cr3, 0);
   tlb_flush((vcpu_load64(VCPU_CR4) & CR4_PGE) != 0);
 }
 
@@ -18,5 +20,6 @@ export function kvm_mmu_reset_context(): void {
 
 export function kvm_mmu_invlpg(lin: u64): void {
   stat_inc(STAT_INVLPG);
+  trace(TRACE_INVLPG, 0, lin, 0);
   tlb_flush_page(lin);
 }

@@ -8,6 +8,7 @@
 // the access checks `tag & tlb_need_*` against the bits for the current CPL.
 import { VCPU, VCPU_TLB, TLB_ENTRIES, stat_inc } from "../cpu/state";
 import { STAT_TLB_FLUSH } from "../stats";
+import { trace, TRACE_TLB_FLUSH } from "../trace";
 
 export const TLB_R_SUP: u64 = 1 << 0;
 export const TLB_W_SUP: u64 = 1 << 1;
@@ -51,6 +52,7 @@ export function tlb_fill(lin: u64, perms: u64, host: usize, gfn: u64): void {
 // global pages (MOV CR3 with CR4.PGE).
 export function tlb_flush(keep_global: bool): void {
   stat_inc(STAT_TLB_FLUSH);
+  trace(TRACE_TLB_FLUSH, keep_global ? 1 : 0, 0, 0);
   const base = VCPU + VCPU_TLB;
   for (let i = 0; i < TLB_ENTRIES; i++) {
     const e = base + (<usize>i << 4);

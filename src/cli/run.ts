@@ -8,10 +8,11 @@ import { parseMemSize, parseModules } from "./args.js";
 import { disassemble } from "../isa/disasm.js";
 import { SerialOut } from "./serial.js";
 import { StatDisplay } from "./stat.js";
+import { TraceRecorder } from "../trace/trace.js";
 
 export interface RunOptions {
   kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean;
-  maxInstructions?: string; statsJson?: string; quiet?: boolean; stat?: boolean;
+  maxInstructions?: string; statsJson?: string; quiet?: boolean; stat?: boolean; trace?: string;
 }
 
 /** The options shared by run, stat and profile. */
@@ -24,6 +25,7 @@ export function addRunOptions(cmd: Command): Command {
     .option("-v, --verbose", "log the first access to each unknown I/O port or MMIO page, and loader warnings")
     .option("--max-instructions <n>", "stop the guest after N instructions (exit status 1)")
     .option("--stats-json <file>", "write every counter at exit as JSON ({\"counters\": {...}})")
+    .option("--trace <file>", "write a Chrome trace-event JSON file (Perfetto, chrome://tracing): exits, shadow page faults, zaps, TLB flushes, CR3 switches, exceptions")
     .option("--stat", "show a live kvm_stat-like counter table on stderr while the guest runs")
     .option("-q, --quiet", "no summary on stderr");
 }
@@ -56,7 +58,7 @@ export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
   });
   const machine = new Machine({
     module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, modules,
-    onSerial: (b) => serial.push(b), maxInstructions,
+    onSerial: (b) => serial.push(b), maxInstructions, trace: o.trace ? new TraceRecorder() : undefined,
     onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
   });
   if (o.verbose) for (const w of machine.boot.warnings) process.stderr.write(`shadow86: ${w}\n`);
@@ -66,8 +68,9 @@ export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
 export function runCommand(o: RunOptions): number {
   const serial = new SerialOut();
   let result: RunResult;
+  let machine: Machine;
   try {
-    const machine = makeMachine(o, serial);
+    machine = makeMachine(o, serial);
     const live = o.stat ? new StatDisplay(process.stderr.isTTY === true) : undefined;
     result = machine.run(live ? (cpu) => live.tick(cpu) : undefined);
     if (live) live.render(result.stats, result.instructions);
@@ -86,6 +89,7 @@ export function runCommand(o: RunOptions): number {
     process.stderr.write(`shadow86: ${msg}\n`);
   }
   if (!o.quiet) process.stderr.write(summary(result) + "\n");
+  if (o.trace && machine.opts.trace) writeFileSync(o.trace, JSON.stringify(machine.opts.trace.toJSON()) + "\n");
   if (o.statsJson) {
     const counters = Object.fromEntries(Object.entries(result.stats).map(([k, v]) => [k, Number(v)]));
     writeFileSync(o.statsJson, JSON.stringify({ counters, instructions: Number(result.instructions), status: result.status, stop: result.reason }, null, 2) + "\n");

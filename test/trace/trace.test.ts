@@ -1,0 +1,33 @@
+import { describe, it, expect } from "vitest";
+import { spawnSync } from "node:child_process";
+import { readFileSync, mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { packageRoot } from "../../src/platform/node.js";
+
+const root = packageRoot();
+function traceOf(image: string): { traceEvents: { name: string; ph: string; ts: number; tid: number }[]; otherData: { dropped: number } } {
+  const f = join(mkdtempSync(join(tmpdir(), "s86-trace-")), "t.json");
+  const r = spawnSync(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", `guest-images/${image}.elf`, "-q", "--trace", f], { cwd: root, encoding: "latin1" });
+  expect(r.status).toBe(33);
+  return JSON.parse(readFileSync(f, "utf8"));
+}
+
+describe("--trace (Chrome trace-event JSON)", () => {
+  it("records CR3 switches, TLB flushes and exits for cr3-switch, nothing dropped", () => {
+    const t = traceOf("cr3-switch");
+    const count = (n: string) => t.traceEvents.filter((e) => e.name === n).length;
+    expect(count("cr3")).toBeGreaterThan(35000); // 7 x 5000 switches plus set-up
+    expect(count("tlb_flush")).toBeGreaterThan(35000);
+    expect(count("exit IO")).toBeGreaterThan(100);
+    expect(t.otherData.dropped).toBe(0);
+    expect(t.traceEvents.find((e) => e.ph === "M")).toMatchObject({ name: "thread_name", tid: 0 });
+    const ts = t.traceEvents.filter((e) => e.ph === "i").map((e) => e.ts);
+    expect(ts).toEqual([...ts].sort((a, b) => a - b)); // one vCPU: events in time order
+  });
+  it("records exceptions and invlpg for pt-torture", () => {
+    const t = traceOf("pt-torture");
+    const names = new Set(t.traceEvents.map((e) => e.name));
+    for (const n of ["exception", "invlpg", "cr3", "tlb_flush"]) expect(names).toContain(n);
+  });
+});
