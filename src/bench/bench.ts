@@ -56,7 +56,8 @@ export function markdown(results: BenchResult[], qemu: Map<string, number | unde
   const out = ["| workload | metric | knob off | knob on | ratio (on/off) | claim |", "|---|---|---:|---:|---:|---|"];
   const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3));
   for (const r of results) {
-    out.push(`| ${r.row.workload} | ${r.row.metric} (${r.row.off.label} -> ${r.row.on.label}) | ${fmt(r.offValue)} | ${fmt(r.onValue)} | ${r.ratio.toFixed(2)} | ${r.row.claim} |`);
+    if (r.off === r.on) out.push(`| ${r.row.workload} | ${r.row.metric} | - | ${fmt(r.onValue)} | - | ${r.row.claim} |`);
+    else out.push(`| ${r.row.workload} | ${r.row.metric} (${r.row.off.label} -> ${r.row.on.label}) | ${fmt(r.offValue)} | ${fmt(r.onValue)} | ${r.ratio.toFixed(2)} | ${r.row.claim} |`);
   }
   if ([...qemu.values()].some((v) => v !== undefined)) {
     out.push("", "| image | shadow86 wall s | QEMU TCG wall s | shadow86 / QEMU |", "|---|---:|---:|---:|");

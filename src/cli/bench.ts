@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { writeFileSync } from "node:fs";
 import { runShadow86, metricOf, qemuWall, markdown, type BenchResult } from "../bench/bench.js";
 import { suite } from "../bench/suite.js";
+import { renderReport, benchCharts } from "../bench/report.js";
 import { packageRoot } from "../platform/node.js";
 
-export function benchCommand(o: { json?: string; only?: string; qemu: boolean }): number {
+export function benchCommand(o: { json?: string; html?: string; only?: string; qemu: boolean }): number {
   const root = packageRoot();
   const cli = fileURLToPath(import.meta.url);
   const help = spawnSync(process.execPath, [cli, "run", "--help"], { encoding: "utf8" }).stderr;
@@ -23,7 +24,12 @@ export function benchCommand(o: { json?: string; only?: string; qemu: boolean })
     results.push({ row, off, on, offValue, onValue, ratio: offValue === 0 ? 0 : onValue / offValue });
     if (o.qemu && !qemu.has(row.workload)) qemu.set(row.workload, qemuWall(join(root, "..", "shared", "qemu-oracle"), root, row.image, row.append));
   });
-  process.stdout.write(markdown(results, qemu) + "\n");
+  const table = markdown(results, qemu);
+  process.stdout.write(table + "\n");
+  if (o.html) {
+    writeFileSync(o.html, renderReport("shadow86 bench", table, benchCharts(results, qemu)));
+    process.stderr.write(`bench: report written to ${o.html}\n`);
+  }
   if (o.json) writeFileSync(o.json, JSON.stringify(results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) })), null, 2) + "\n");
   return results.some((r) => r.off.status !== 33 || r.on.status !== 33) ? 1 : 0;
 }

@@ -43,9 +43,10 @@ export function main(argv: string[]): number {
 
   program.command("bench").description("run the benchmark suite: one markdown table (knob off vs on, ratio, the seed's claim) and QEMU TCG times")
     .option("--json <file>", "also write the results as JSON")
+    .option("--html <file>", "also write an HTML report with charts (self-contained)")
     .option("--only <text>", "only the workloads whose name contains TEXT")
     .option("--no-qemu", "do not time QEMU TCG on the same images")
-    .action((o: { json?: string; only?: string; qemu: boolean }) => { status = benchCommand(o); });
+    .action((o: { json?: string; html?: string; only?: string; qemu: boolean }) => { status = benchCommand(o); });
 
   program.addHelpText("after", EXIT_HELP);
   try {
