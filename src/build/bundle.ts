@@ -1,0 +1,18 @@
+// Bundle the CLI (src/cli/main.ts) into dist/shadow86.mjs with esbuild.
+// Dependencies stay external (they are installed next to it by npm).
+import { build } from "esbuild";
+import { chmodSync } from "node:fs";
+
+await build({
+  entryPoints: ["src/cli/main.ts"],
+  outfile: "dist/shadow86.mjs",
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  packages: "external",
+  sourcemap: true,
+  banner: { js: "#!/usr/bin/env node" },
+  logLevel: "warning",
+});
+chmodSync("dist/shadow86.mjs", 0o755);
