@@ -55,7 +55,8 @@ let pos: i32 = 0; // bytes consumed so far
 }
 function fetch_slow(): u32 {
   if (pos >= 15) { raise_gp(0); pos++; return 0; } // longer than 15 bytes
-  const lin = (cs_base + ip_start + <u64>pos) & ip_mask() & lin_mask;
+  // IP wraps at the code size within the segment; the base is added after
+  const lin = (cs_base + ((ip_start + <u64>pos) & ip_mask())) & lin_mask;
   const h = fetch_translate(lin);
   if (h < 0) {
     if (h == -2) raise_unimplemented(); // executing from MMIO
