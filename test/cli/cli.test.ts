@@ -107,3 +107,21 @@ describe("shadow86 subcommands", () => {
     expect(r.stderr).toMatch(/\| wasm \| assembly\/cpu\/\w+\/\w+ \|/);
   });
 });
+
+describe("--stats-json", () => {
+  it("holds the same counters as an in-process run of the same image (runs are deterministic)", async () => {
+    const { bootImage } = await import("../support/guest.js");
+    const f = join(mkdtempSync(join(tmpdir(), "s86-")), "stats.json");
+    const r = cli("-kernel", "guest-images/cr3-switch.elf", "-q", "--stats-json", f);
+    expect(r.status).toBe(33);
+    const j = JSON.parse(readFileSync(f, "utf8")) as { counters: Record<string, number>; instructions: number };
+    const inproc = bootImage("cr3-switch");
+    expect(j.instructions).toBe(Number(inproc.instructions));
+    const expected = Object.fromEntries(Object.entries(inproc.stats).map(([k, v]) => [k, Number(v)]));
+    // budget slicing differs with the caller, everything the guest caused does not
+    delete expected.budget_exits; delete expected.host_exits;
+    const got = { ...j.counters };
+    delete got.budget_exits; delete got.host_exits;
+    expect(got).toEqual(expected);
+  });
+});
