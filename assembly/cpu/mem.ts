@@ -244,32 +244,36 @@ export function probe_write(lin: u64, size: i32): void {
 }
 
 // Implicit supervisor accesses (GDT/IDT/TSS reads during a CPL 3 event).
+// They use 64-bit linear addresses whenever long mode is active, also from
+// compatibility mode (GDTR/IDTR/TR bases are 64-bit there): sys_mask.
+let sys_mask: u64 = 0xffffffff;
+export function mem_set_sys_mask(m: u64): void { sys_mask = m; }
+let sys_saved_user: bool = false;
+let sys_saved_mask: u64 = 0;
+@inline function sys_begin(): void { sys_saved_user = cpl_user; sys_saved_mask = lin_mask; cpl_user = false; lin_mask = sys_mask; }
+@inline function sys_end(): void { cpl_user = sys_saved_user; lin_mask = sys_saved_mask; }
 export function read_sys64(lin: u64): u64 {
-  const saved = cpl_user;
-  cpl_user = false;
+  sys_begin();
   const v = read_slow(lin, 8, ACC_IMPLICIT);
-  cpl_user = saved;
+  sys_end();
   return v;
 }
 export function read_sys32(lin: u64): u32 {
-  const saved = cpl_user;
-  cpl_user = false;
+  sys_begin();
   const v = <u32>read_slow(lin, 4, ACC_IMPLICIT);
-  cpl_user = saved;
+  sys_end();
   return v;
 }
 export function read_sys16(lin: u64): u32 {
-  const saved = cpl_user;
-  cpl_user = false;
+  sys_begin();
   const v = <u32>read_slow(lin, 2, ACC_IMPLICIT);
-  cpl_user = saved;
+  sys_end();
   return v;
 }
 export function write_sys32(lin: u64, v: u32): void {
-  const saved = cpl_user;
-  cpl_user = false;
+  sys_begin();
   write_slow(lin, 4, <u64>v, ACC_WRITE | ACC_IMPLICIT);
-  cpl_user = saved;
+  sys_end();
 }
 
 // Instruction fetch: translate for execute.

@@ -5,7 +5,7 @@ import {
   VCPU_CR0, VCPU_EFER, SEG_CS, SEG_SS, CR0_PE, EFER_LMA, vcpu_load64, seg_attr, seg_selector,
 } from "./state";
 import { tlb_set_cpl } from "../mmu/tlb";
-import { mem_set_mode } from "./mem";
+import { mem_set_mode, mem_set_sys_mask } from "./mem";
 
 export let mode64: bool = false; // 64-bit mode (long mode with CS.L)
 export let long_mode: bool = false; // EFER.LMA (64-bit or compatibility mode)
@@ -31,4 +31,5 @@ export function update_mode(): void {
   cpl = protected_mode ? <i32>(seg_selector(SEG_CS) & 3) : 0;
   tlb_set_cpl(cpl == 3);
   mem_set_mode(cpl == 3, mode64 ? <u64>-1 : 0xffffffff);
+  mem_set_sys_mask(long_mode ? <u64>-1 : 0xffffffff);
 }

@@ -13,13 +13,13 @@ import {
   IF, RF, VM, AC, stat_inc, icount,
 } from "./state";
 import { opsize, reg, rm, mod_, ea, rex_w, rep, next_ip, set_next_ip, read_E, write_E, write_G, ea_plus, addrsize, modrm } from "./decode";
-import { read_sz, write_sz, set_exit_pending, read_sys64, write_sys32 } from "./mem";
+import { read_sz, write_sz, set_exit_pending, read_sys64, write_sys32, probe_write } from "./mem";
 import { faulted, raise_gp, raise_ud } from "./fault";
 import { get_eflags, set_eflags } from "./flags";
 import { cpl, mode64, long_mode, protected_mode, update_mode } from "./mode";
 import { read_desc, desc_attr, desc_base, desc_limit, attr_dpl, ATTR_P, ATTR_S, ATTR_CODE, ATTR_RW, ATTR_CONFORMING, desc_addr, desc_lin } from "./seg";
 import { kvm_mmu_new_pgd, kvm_mmu_reset_context, kvm_mmu_invlpg } from "../mmu/mmu";
-import { PT64_RSVD_HIGH, PT_PRESENT } from "../mmu/walk";
+import { PT64_RSVD_HIGH, PT_PRESENT, MAXPHYADDR } from "../mmu/walk";
 import { gpa_to_host } from "../vm";
 import { STAT_CR_EXITS, STAT_MSR_EXITS, STAT_HALT_EXITS } from "../stats";
 import { fetch_invalidate } from "../mmu/tlb";
@@ -71,7 +71,8 @@ export function set_cr0(v: u64): void {
   const cr4 = vcpu_load64(VCPU_CR4);
   if ((v & CR0_PG) != 0 && (old & CR0_PG) == 0) {
     if ((efer & EFER_LME) != 0) {
-      if ((cr4 & CR4_PAE) == 0) { raise_gp(0); return; }
+      // activating IA-32e mode needs PAE, and a CS that is not already L = 1
+      if ((cr4 & CR4_PAE) == 0 || (seg_attr(SEG_CS) & (1 << 13)) != 0) { raise_gp(0); return; }
       efer |= EFER_LMA;
     } else if ((cr4 & CR4_PAE) != 0) {
       if (!load_pdptrs(vcpu_load64(VCPU_CR3))) return;
@@ -87,7 +88,8 @@ export function set_cr0(v: u64): void {
 }
 export function set_cr3(v: u64): void {
   if (long_mode) {
-    if ((v & PT64_RSVD_HIGH) != 0) { raise_gp(0); return; }
+    // no PCIDs: bits 63:MAXPHYADDR are reserved
+    if ((v >> MAXPHYADDR) != 0) { raise_gp(0); return; }
   } else if ((vcpu_load64(VCPU_CR4) & CR4_PAE) != 0 && (vcpu_load64(VCPU_CR0) & CR0_PG) != 0) {
     if (!load_pdptrs(v)) return;
   }
@@ -206,7 +208,15 @@ function msr_write(idx: u32, v: u64): void {
     case MSR_IA32_SYSENTER_ESP: if (!is_canonical(v)) { raise_gp(0); return; } vcpu_store64(VCPU_SYSENTER_ESP, v); return;
     case MSR_IA32_SYSENTER_EIP: if (!is_canonical(v)) { raise_gp(0); return; } vcpu_store64(VCPU_SYSENTER_EIP, v); return;
     case MSR_IA32_MISC_ENABLE: vcpu_store64(VCPU_MISC_ENABLE, v); return;
-    case MSR_IA32_CR_PAT: vcpu_store64(VCPU_PAT, v); return;
+    case MSR_IA32_CR_PAT: {
+      // each of the 8 entries must be a valid memory type: 0 1 4 5 6 7
+      for (let i: u64 = 0; i < 64; i += 8) {
+        const t = (v >> i) & 0xff;
+        if (t == 2 || t == 3 || t > 7) { raise_gp(0); return; }
+      }
+      vcpu_store64(VCPU_PAT, v);
+      return;
+    }
     case MSR_EFER: {
       const old = vcpu_load64(VCPU_EFER);
       if ((v & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) != 0) { raise_gp(0); return; }
@@ -252,9 +262,14 @@ export function rdtsc(): void {
 
 function dt_store(base_off: i32, limit_off: i32): void {
   if (mod_ == 3) { raise_ud(); return; }
+  // a 16-bit operand size stores a 24-bit base (the top byte 0), as QEMU does
+  let base = vcpu_load64(base_off);
+  if (!mode64 && opsize == 2) base &= 0xffffff;
+  probe_write(ea, mode64 ? 10 : 6);
+  if (faulted()) return;
   write_sz(ea, 2, <u64>vcpu_load32(limit_off));
   if (faulted()) return;
-  write_sz(ea_plus(2), mode64 ? 8 : 4, vcpu_load64(base_off));
+  write_sz(ea_plus(2), mode64 ? 8 : 4, base);
 }
 function dt_load(base_off: i32, limit_off: i32): void {
   if (mod_ == 3) { raise_ud(); return; }
@@ -294,7 +309,7 @@ export function grp7(): void {
       walk_set_ac(op == 0xcb);
       return;
     }
-    if (sub == 4) { write_E(opsize, vcpu_load64(VCPU_CR0) & 0xffff); return; } // smsw r
+    if (sub == 4) { write_E(opsize, vcpu_load64(VCPU_CR0)); return; } // smsw r: the whole CR0 (as QEMU; SDM: upper bits undefined before P4)
     if (sub == 6) { lmsw(<u64>read_E(2)); return; }
     raise_ud(); // monitor/mwait/xgetbv/xsetbv/vm* are not advertised
     return;

@@ -194,6 +194,44 @@ describe("long mode delivery", () => {
   });
 });
 
+describe("compatibility mode", () => {
+  it("an interrupt from 32-bit code reads an IDT above 4 GiB with 64-bit linear addresses", () => {
+    const c = new SysCpu().setupLong().toUser();
+    c.vcpu.setSeg("cs", { selector: SEL.UCODE32 | 3, base: 0n, limit: 0xffffffff, attr: 0xb | A.S | A.dpl(3) | A.P | A.DB | A.G });
+    // linear 0x1_0000_6000 -> the IDT at physical 0x6000; linear 0x6000 -> an empty page
+    const PDPT = 0x2000, PD2 = 0x20000, PT2 = 0x21000;
+    c.setQ(PDPT + 4 * 8, BigInt(PD2) | 7n);
+    c.setQ(PD2, BigInt(PT2) | 7n);
+    c.setQ(PT2 + 6 * 8, 0x6000n | 0x67n);
+    c.setQ(0x4000 + 6 * 8, 0x7000n | 0x67n);
+    c.vcpu.set64(c.k.VCPU_IDTR_BASE, 0x100006000n);
+    c.vcpu.flushTlb();
+    for (let v = 0; v < 256; v++) c.gate(v); // (written through the physical address)
+    c.gate(0x80, { dpl: 3 });
+    c.code([0xcd, 0x80]); // int 0x80
+    expect(c.run()).toBe("HLT");
+    expect(c.vector()).toBe(0x80);
+    expect(c.frame64(false)).toMatchObject({ rip: BigInt(C + 2), cs: BigInt(SEL.UCODE32 | 3), rsp: BigInt(USTACK), ss: BigInt(SEL.UDATA | 3), at: RSP0 - 40 });
+  });
+});
+
+describe("MSRs and control registers", () => {
+  it("an invalid memory type in IA32_PAT is #GP(0)", () => {
+    const c = new SysCpu().setupLong();
+    const pat = c.vcpu.get64(c.k.VCPU_PAT);
+    c.code([0xb9, 0x77, 0x02, 0x00, 0x00, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xf4]); // wrmsr(0x277, 2)
+    expect(c.run()).toBe("HLT");
+    expect(c.vector()).toBe(GP);
+    expect(c.vcpu.get64(c.k.VCPU_PAT)).toBe(pat);
+  });
+  it("CR3 bits above MAXPHYADDR (bit 63 without PCIDs) are #GP(0) in long mode", () => {
+    const c = new SysCpu().setupLong();
+    c.code([0x48, 0xb8, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22, 0xd8, 0xf4]); // mov rax, 1<<63 | 0x1000; mov cr3, rax
+    expect(c.run()).toBe("HLT");
+    expect(c.vector()).toBe(GP);
+  });
+});
+
 describe("IRET", () => {
   it("iretq to ring 3 loads CS/SS/RSP/RFLAGS and nulls DS/ES/FS/GS holding ring-0 segments", () => {
     const c = new SysCpu().setupLong();
