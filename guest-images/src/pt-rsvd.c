@@ -48,6 +48,9 @@ static void flush(void) { write_cr3(pml4); }
 static void prepare_page(u64 pa)
 {
     u8 *p = (u8 *)(uintptr_t)pa;
+    /* pa may be 0 (the 1 GiB page maps physical 0): hide that from gcc, which
+     * would otherwise treat the store as a null dereference and emit ud2 */
+    __asm__("" : "+r"(p));
     p[EXEC_SUP] = 0xC3;
     p[EXEC_USER] = 0xCD;
     p[EXEC_USER + 1] = 0x80;
