@@ -460,11 +460,12 @@ function call_gate(gsel: u32, g: u64, is_call: bool): void {
     }
     commit_cs(sel, d, new_cpl);
   } else {
-    // SAME-PRIVILEGE
-    const mask: u64 = mode64 ? <u64>-1 : stack_mask_of(seg_attr(SEG_SS));
+    // SAME-PRIVILEGE (a 64-bit gate leads to 64-bit code: a 64-bit stack)
+    const mask: u64 = long_mode ? <u64>-1 : stack_mask_of(seg_attr(SEG_SS));
+    priv_begin(cpl, long_mode);
     let nsp = push_at(seg_base(SEG_SS), mask, old_sp, w, old_cs);
-    if (faulted()) return;
-    nsp = push_at(seg_base(SEG_SS), mask, nsp, w, ret_ip);
+    if (!faulted()) nsp = push_at(seg_base(SEG_SS), mask, nsp, w, ret_ip);
+    priv_end();
     if (faulted()) return;
     set_reg64(4, (old_sp & ~mask) | nsp);
     commit_cs(sel, d, cpl);

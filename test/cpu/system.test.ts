@@ -376,6 +376,36 @@ describe("call gates", () => {
   });
 });
 
+describe("far transfers in 64-bit mode", () => {
+  it("call far through a DPL-0 gate at CPL 0 pushes CS:RIP as quadwords on the current stack; retfq returns", () => {
+    const c = new SysCpu().setupLong();
+    const KG = C + 0x400;
+    c.write(KG, [0xf4, 0x48, 0xcb]); // hlt; retfq
+    c.setQ(GDT + SEL.GATE, BigInt(KG & 0xffff) | (BigInt(SEL.KCODE64) << 16n) | (0x8cn << 40n) | (BigInt(KG >>> 16) << 48n));
+    c.setQ(GDT + SEL.GATE + 8, 0n);
+    c.code([0xff, 0x1d, 0x10, 0x00, 0x00, 0x00, 0xf4]); // call fword ptr [rip+0x10]; hlt
+    c.setD(C + 0x16, 0); c.setW(C + 0x1a, SEL.GATE);
+    expect(c.run()).toBe("HLT");
+    expect(c.rip).toBe(BigInt(KG + 1));
+    expect(Number(c.reg("rsp"))).toBe(KSTACK - 16);
+    expect([c.q(KSTACK - 16), c.q(KSTACK - 8)]).toEqual([BigInt(C + 6), BigInt(SEL.KCODE64)]);
+    expect(c.sel("ss")).toBe(SEL.KDATA);
+    c.unhalt();
+    expect(c.run()).toBe("HLT");
+    expect([c.rip, c.reg("rsp"), BigInt(c.sel("cs"))]).toEqual([BigInt(C + 7), BigInt(KSTACK), BigInt(SEL.KCODE64)]);
+  });
+  it("a gate whose upper half has a non-zero type is #GP(gate selector)", () => {
+    const c = new SysCpu().setupLong();
+    c.setQ(GDT + SEL.GATE, BigInt(SEL.KCODE64) << 16n | (0x8cn << 40n));
+    c.setQ(GDT + SEL.GATE + 8, 0xcn << 8n); // type 0xc in the upper half: must be 0
+    c.code([0xff, 0x1d, 0x10, 0x00, 0x00, 0x00, 0xf4]);
+    c.setD(C + 0x16, 0); c.setW(C + 0x1a, SEL.GATE);
+    expect(c.run()).toBe("HLT");
+    expect(c.vector()).toBe(GP);
+    expect(c.frame64(true)).toMatchObject({ err: BigInt(SEL.GATE), rsp: BigInt(KSTACK) });
+  });
+});
+
 describe("protected mode delivery", () => {
   it("no privilege change: EFLAGS, CS, EIP on the current stack", () => {
     const c = new SysCpu().setupProtected();
