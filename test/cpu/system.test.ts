@@ -308,6 +308,34 @@ describe("SYSCALL / SYSRET", () => {
   });
 });
 
+describe("SYSENTER / SYSEXIT (protected mode)", () => {
+  it("sysenter enters ring 0 at SYSENTER_EIP/ESP with CS = SYSENTER_CS, SS = +8, IF cleared; sysexit returns to ring 3 (CS +16, SS +24)", () => {
+    const c = new SysCpu().setupProtected().toUser();
+    const KE = C + 0x200;
+    c.write(KE, [0xf4, 0x0f, 0x35]); // hlt; sysexit
+    c.vcpu.set64(c.k.VCPU_SYSENTER_CS, BigInt(SEL.KCODE32));
+    c.vcpu.set64(c.k.VCPU_SYSENTER_EIP, BigInt(KE));
+    c.vcpu.set64(c.k.VCPU_SYSENTER_ESP, BigInt(RSP0));
+    c.code([0x0f, 0x34, 0xf4]); // sysenter; hlt
+    c.rflags = 0x202n;
+    expect(c.run()).toBe("HLT");
+    expect([c.rip, c.reg("rsp"), c.rflags & 0x200n]).toEqual([BigInt(KE + 1), BigInt(RSP0), 0n]);
+    expect([c.sel("cs"), c.sel("ss")]).toEqual([SEL.KCODE32, SEL.KCODE32 + 8]);
+    c.setReg("rdx", C + 2); c.setReg("rcx", USTACK - 64);
+    c.unhalt();
+    expect(c.run()).toBe("HLT"); // sysexit, then the ring-3 hlt faults
+    expect(c.vector()).toBe(GP);
+    expect([c.d(RSP0 - 20), c.d(RSP0 - 16), c.d(RSP0 - 8), c.d(RSP0 - 4)]).toEqual([C + 2, (SEL.KCODE32 + 16) | 3, USTACK - 64, (SEL.KCODE32 + 24) | 3]);
+  });
+  it("sysexit at CPL 3 is #GP(0)", () => {
+    const c = new SysCpu().setupProtected().toUser();
+    c.vcpu.set64(c.k.VCPU_SYSENTER_CS, BigInt(SEL.KCODE32));
+    c.code([0x0f, 0x35]);
+    expect(c.run()).toBe("HLT");
+    expect(c.vector()).toBe(GP);
+  });
+});
+
 describe("I/O permission", () => {
   it("CPL 3 with IOPL 0 and no I/O bitmap: #GP(0)", () => {
     const c = new SysCpu().setupLong().toUser();
