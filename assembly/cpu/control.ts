@@ -44,18 +44,16 @@ export function ret_near(): void {
   set_sp(reg64(4) + <u64>opsize + extra);
 }
 
-// loopne(0) loope(1) loop(2): the count register follows the address size
-function count_dec(): u64 {
-  const c = (reg_read(1, addrsize, false) - 1);
-  reg_write(1, addrsize, false, c);
-  return addrsize == 8 ? c : c & (addrsize == 4 ? 0xffffffff : 0xffff);
-}
+// loopne(0) loope(1) loop(2): the count register follows the address size;
+// it is written only once the branch target passed its check.
 export function loop(kind: i32): void {
-  const c = count_dec();
+  const raw = reg_read(1, addrsize, false) - 1;
+  const c = addrsize == 8 ? raw : raw & (addrsize == 4 ? 0xffffffff : 0xffff);
   let take = c != 0;
   if (kind == 0) take = take && !cond(4); // ZF = 0
   else if (kind == 1) take = take && cond(4); // ZF = 1
-  if (take) branch_to(next_ip + imm);
+  if (take) { branch_to(next_ip + imm); if (faulted()) return; }
+  reg_write(1, addrsize, false, raw);
 }
 export function jrcxz(): void { if (reg_read(1, addrsize, false) == 0) branch_to(next_ip + imm); }
 
