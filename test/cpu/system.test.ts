@@ -511,6 +511,40 @@ describe("protected mode delivery", () => {
   });
 });
 
+describe("stack edge cases (64-bit mode)", () => {
+  it("enter 0x20, 3 copies two frame pointers from the old frame and pushes the new one (SDM ENTER)", () => {
+    const c = new SysCpu().setupLong();
+    const S = 0xa000, B = 0xa800;
+    c.setQ(B - 8, 0x1111n); c.setQ(B - 16, 0x2222n);
+    c.setReg("rsp", S); c.setReg("rbp", B);
+    c.code([0xc8, 0x20, 0x00, 0x03, 0xf4]);
+    expect(c.run()).toBe("HLT");
+    expect([c.q(S - 8), c.q(S - 16), c.q(S - 24), c.q(S - 32)]).toEqual([BigInt(B), 0x1111n, 0x2222n, BigInt(S - 8)]);
+    expect([c.reg("rbp"), c.reg("rsp")]).toEqual([BigInt(S - 8), BigInt(S - 32 - 0x20)]);
+    c.unhalt();
+    c.code([0xc9, 0xf4]); // leave
+    expect(c.run()).toBe("HLT");
+    expect([c.reg("rsp"), c.reg("rbp")]).toEqual([BigInt(S), BigInt(B)]);
+  });
+  it("push rsp pushes the old value; pop rsp loads the popped value", () => {
+    const c = new SysCpu().setupLong();
+    c.code([0x54, 0x58, 0x5c, 0xf4]); // push rsp; pop rax; pop rsp
+    c.setQ(KSTACK, 0x7770n);
+    expect(c.run()).toBe("HLT");
+    expect([c.reg("rax"), c.reg("rsp")]).toEqual([BigInt(KSTACK), 0x7770n]);
+  });
+  it("push ax moves RSP by 2, push fs by 8 (the selector zero-extended)", () => {
+    const c = new SysCpu().setupLong();
+    c.setQ(KSTACK - 16, ~0n); c.setQ(KSTACK - 8, ~0n);
+    c.setReg("rax", 0xabcd);
+    c.code([0x66, 0x50, 0x0f, 0xa0, 0xf4]);
+    expect(c.run()).toBe("HLT");
+    expect(c.reg("rsp")).toBe(BigInt(KSTACK - 10));
+    expect(c.w(KSTACK - 2)).toBe(0xabcd);
+    expect(c.q(KSTACK - 10)).toBe(BigInt(SEL.KDATA));
+  });
+});
+
 describe("privileged instructions at CPL 3", () => {
   // each must raise #GP(0) at the instruction
   const cases: [string, number[]][] = [
