@@ -10,7 +10,7 @@ import {
   vcpu_load32, vcpu_store32, SEG_CS, SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_SELECTOR,
   SEG_BASE, VCPU_INTR_SHADOW, VM, reg64, set_reg64,
 } from "./state";
-import { read_sys64, read_sys32, read_sys16, write_sys32, write_sz, read_sz, lin_mask, mem_set_mode } from "./mem";
+import { read_sys64, read_sys32, read_sys16, write_sys32, write_sz, read_sz, lin_mask, mem_set_mode, set_stack_ref } from "./mem";
 import { raise, raise_gp, raise_np, raise_ss, raise_ts, raise_ud, raise_unimplemented, faulted, GP, TS } from "./fault";
 import { protected_mode, mode64, cpl, update_mode, long_mode } from "./mode";
 import { opsize, reg, mod_, ea, imm, imm2, opcode, read_E, write_E, ea_plus, next_ip, write_G, set_next_ip } from "./decode";
@@ -324,7 +324,9 @@ export function far_call(sel: u32, off: u64): void { far_transfer(sel, off & ip_
 // Nothing but memory is written.
 export function push_at(base: u64, mask: u64, sp: u64, size: i32, v: u64): u64 {
   const nsp = (sp - <u64>size) & mask;
+  set_stack_ref(true); // a non-canonical stack address is #SS(0)
   write_sz(mask == <u64>-1 ? nsp : (base + nsp) & 0xffffffff, size, v);
+  set_stack_ref(false);
   return nsp;
 }
 
