@@ -35,8 +35,10 @@ int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 
-/* exit.c: write code to port 0xf4, then cli; hlt forever. */
+/* exit.c: write code to port 0xf4, then cli; hlt forever. The write is 8 bits wide
+ * unless an image sets exit_port_width to 2 or 4 (pc-contract uses 4). */
 __attribute__((noreturn)) void exit(int code);
+extern int exit_port_width;
 
 /* check.c: verdict helpers. Every image prints "PASS: name" / "FAIL: name" lines and
  * ends with check_finish(), which prints a summary and exits 0x10 (all passed) or
