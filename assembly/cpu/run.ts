@@ -15,6 +15,7 @@ import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABOR
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
 import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
 import { walk_set_ac } from "../mmu/walk";
+import { rep_begin, rep_extra_steps } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS } from "../stats";
 import { AC } from "./state";
 
@@ -75,8 +76,9 @@ export function run(budget: i32): i32 {
     if (shadow != 0) store<u32>(VCPU + VCPU_INTR_SHADOW, 0);
 
     const at = rip();
+    rep_begin(budget);
     if (decode(at)) dispatch(opcode);
-    budget--;
+    budget -= 1 + rep_extra_steps; // rep string steps count against the budget (string.ts)
     if (faulted()) {
       const v = exc_vector;
       if (v == ABORT) { clear_fault(); reason = exit_pending; break; }

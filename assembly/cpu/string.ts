@@ -24,14 +24,31 @@ const REP_CHUNK: u64 = 1 << 16;
 @inline function set_count(v: u64): void { reg_write(1, addrsize, false, v & amask()); }
 @inline function esize(byte: i32): i32 { return byte != 0 ? 1 : opsize; }
 
+// The run loop's budget covers rep loop steps (one element, or one bulk run
+// inside a page), not just instructions: otherwise a guest looping over
+// `repne scasb` with a huge RCX made run(budget) take 65536 x budget steps
+// (tens of seconds for a budget of 20 000; found by the guest fuzzer). run()
+// calls rep_begin() with the budget left before each instruction and charges
+// rep_extra_steps afterwards. One execution may always take REP_MIN_STEPS
+// steps, so a short rep still completes as one instruction in run(1).
+const REP_MIN_STEPS: i32 = 1024;
+export let rep_extra_steps: i32 = 0;
+let rep_budget: i32 = REP_MIN_STEPS;
+@inline export function rep_begin(budget_left: i32): void {
+  rep_budget = budget_left > REP_MIN_STEPS ? budget_left : REP_MIN_STEPS;
+  rep_extra_steps = 0;
+}
+
 // Run `one` under the rep prefix. `cmp_kind`: 0 none, else repe/repne test ZF.
 // Returns after finishing, faulting, or yielding (then RIP stays on the insn).
 function rep_loop(kind: i32, size: i32, cond_zf: bool): void {
   if (rep == 0) { one(kind, size); return; }
   let n = count();
   let done: u64 = 0;
+  let steps: i32 = 0;
   while (n != 0) {
-    if (done >= REP_CHUNK || exit_pending != 0) { set_next_ip(ip_start); return; }
+    if (done >= REP_CHUNK || steps >= rep_budget || exit_pending != 0) { set_next_ip(ip_start); return; }
+    if (steps++ != 0) rep_extra_steps++;
     const k = bulk(kind, size, n);
     if (k != 0) { n -= k; done += k; set_count(n); continue; }
     one(kind, size);

@@ -1,0 +1,40 @@
+/**
+ * Regression tests for what the fuzzers found (test/fuzz/FINDINGS.md has the
+ * full list with seeds). Each test rebuilds the finding from scratch rather
+ * than replaying a seed, so it keeps working when the fuzzer's generator
+ * changes.
+ */
+import { describe, expect, it } from "vitest";
+import { TestCpu, CODE_ADDR } from "../support/longmode.js";
+
+describe("fuzz findings stay fixed", () => {
+  // Guest fuzzer seed 409: a loop over `repne scasb` with a large count made
+  // run(17792) take 32 s, because each execution of the rep ran up to 65536
+  // elements while costing the budget one unit. A rep's loop steps now count
+  // against the budget (assembly/cpu/string.ts rep_begin).
+  it("a loop of long rep string instructions cannot stretch run(budget)", () => {
+    const cpu = new TestCpu();
+    cpu.enterProtectedMode32();
+    const code = [
+      0x43, // inc ebx                 (counts the loop's rounds)
+      0x66, 0xb9, 0xff, 0xff, // mov cx, 0xffff
+      0xb0, 0xab, // mov al, 0xab     (a byte nowhere in ES:0..0xffff)
+      0x67, 0xf2, 0xae, // repne scasb with 16-bit addressing: DI wraps inside 64 KiB
+      0xeb, 0xf4, // jmp back to the inc
+    ];
+    cpu.write(CODE_ADDR, new Uint8Array(code));
+    cpu.rip = BigInt(CODE_ADDR);
+    cpu.gpr[3] = 0n; // ebx
+    cpu.gpr[7] = 0n; // edi
+    const budget = 20_000;
+    const t = performance.now();
+    expect(cpu.run(budget)).toBe("BUDGET");
+    const ms = performance.now() - t;
+    const rounds = Number(cpu.gpr[3]);
+    const cx = Number(cpu.gpr[1] & 0xffffn);
+    // elements scanned: 0xffff per finished round plus the current round's part
+    const scanned = (rounds - 1) * 0xffff + (0xffff - cx);
+    expect(scanned).toBeLessThanOrEqual(budget + 1024);
+    expect(ms).toBeLessThan(2000);
+  });
+});
