@@ -8,5 +8,6 @@ export {
   MEMSLOT_FLAGS, MEMSLOT_DIRTY_BITMAP, MEM_LOG_DIRTY_PAGES, MEM_READONLY, VM_SIZE,
 } from "./vm";
 export { run } from "./cpu/run";
+export * from "./mmu/exports";
 export { decode_length, decoded_field } from "./debug";
 export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all } from "./bind";

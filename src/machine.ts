@@ -15,6 +15,8 @@ import { FwCfg, FW_CFG_PORT_SEL } from "./devices/fw_cfg.js";
 import { Pic8259 } from "./devices/pic.js";
 import { ShutdownPort, SHUTDOWN_PORT } from "./devices/shutdown_port.js";
 import { LocalApic, APIC_DEFAULT_BASE } from "./devices/lapic.js";
+import type { MmuKnobs, MmuMode } from "./mmu/knobs.js";
+import { handlePtWrite } from "./mmu/pte_write.js";
 
 export interface MachineOptions {
   module: WebAssembly.Module;
@@ -32,6 +34,9 @@ export interface MachineOptions {
   trace?: TraceRecorder;
   /** Stop after this many guest instructions (0 = no limit). */
   maxInstructions?: bigint;
+  /** MMU mode (default "shadow") and knobs (src/mmu/knobs.ts). */
+  mmu?: MmuMode;
+  knobs?: Partial<MmuKnobs>;
 }
 
 export type StopReason =
@@ -69,7 +74,7 @@ export class Machine {
   private poweredOff = false;
 
   constructor(readonly opts: MachineOptions) {
-    this.vm = new Vm({ ramSize: opts.ramSize, module: opts.module });
+    this.vm = new Vm({ ramSize: opts.ramSize, module: opts.module, mmu: opts.mmu, knobs: opts.knobs });
     this.uart = new Uart16550({ onTransmit: (b) => opts.onSerial?.(b) });
     this.debugExit = new DebugExit({ onExit: (s) => { if (this.exitStatus === undefined) this.exitStatus = s; } });
     this.vm.io.register(COM1_BASE, UART_PORT_COUNT, this.uart, "uart16550");
@@ -107,6 +112,8 @@ export class Machine {
         if (left < BigInt(budget)) budget = Number(left);
       }
       const exit = cpu.enter(budget);
+      // writes to shadowed page tables ride on any exit (PT_WRITE, or an MMIO/IO one of the same instruction)
+      if (this.vm.mmu.shadow) handlePtWrite(cpu, this.vm.mmu);
       const trace = this.opts.trace;
       if (trace) { trace.drain(cpu); if (exit !== "BUDGET") trace.exit(cpu, exit); }
       switch (exit) {
@@ -136,7 +143,7 @@ export class Machine {
           return done("internal-error", 1, `unsupported instruction at rip 0x${ie.rip.toString(16)}: ${hex}`, { internalError: ie });
         }
         case "PT_WRITE":
-          throw new Error("PT_WRITE exit without a shadow MMU policy");
+          break; // handled above (src/mmu/pte_write.ts)
       }
     }
   }

@@ -17,6 +17,8 @@ import { PC_HOLE_START, PC_HOLE_END } from "./boot/guest_memory.js";
 import { BootError } from "./errors.js";
 import { IoBus } from "./devices/io_bus.js";
 import { TRACE_RING_ENTRIES } from "./trace/trace.js";
+import { ShadowMmu, planMmuLayout } from "./mmu/shadow_mmu.js";
+import { DEFAULT_KNOBS, type MmuKnobs, type MmuMode } from "./mmu/knobs.js";
 
 const PAGE = 4096;
 const TRACE_RING_BYTES = TRACE_RING_ENTRIES * 32;
@@ -30,6 +32,10 @@ export interface VmOptions {
   module: WebAssembly.Module;
   /** Extra linear memory after guest RAM that nothing maps (the fuzzer fills it with canaries to catch stray writes). */
   guardSize?: number;
+  /** MMU mode: "shadow" (default: the guest's tables are shadowed, as KVM without EPT) or "tdp" (TLB misses walk the guest's tables). */
+  mmu?: MmuMode;
+  /** MMU knobs (src/mmu/knobs.ts); unset ones keep their defaults. */
+  knobs?: Partial<MmuKnobs>;
 }
 
 /** A named range [start, end) of linear memory (see Vm.regions()). */
@@ -54,6 +60,8 @@ export class Vm implements GuestMemory {
   /** Start of the per-vCPU trace rings (TRACE_RING_BYTES each). */
   readonly traceBase: number;
   readonly vcpus: Vcpu[] = [];
+  /** The shadow MMU's host handle (pools, knobs, audit, zap primitives). */
+  readonly mmu: ShadowMmu;
   readonly io = new IoBus();
   readonly memslots = new Map<number, Memslot>();
   private bytes: Uint8Array;
@@ -76,7 +84,11 @@ export class Vm implements GuestMemory {
     const maxVcpus = 8;
     // one trace ring per possible vCPU (used only when tracing is on)
     this.traceBase = align(vcpuBase + maxVcpus * vcpuSize, PAGE);
-    this.ramBase = align(this.traceBase + maxVcpus * TRACE_RING_BYTES, 16 * MiB);
+    // the shadow MMU's pools: shadow pages, pte_list_descs, hash, rmap, write tracking
+    const mmuMode = opts.mmu ?? "shadow";
+    const knobs: MmuKnobs = { ...DEFAULT_KNOBS, ...opts.knobs };
+    const mmuLayout = planMmuLayout(this.core.k, align(this.traceBase + maxVcpus * TRACE_RING_BYTES, PAGE), ram, mmuMode, knobs);
+    this.ramBase = align(mmuLayout.end, 16 * MiB);
     // at least 64 KiB after RAM: the decoder reads whole 8-byte words at the
     // end of the last page (and masks off what is not the instruction)
     const total = this.ramBase + ram + Math.max(opts.guardSize ?? 0, 65536);
@@ -93,6 +105,8 @@ export class Vm implements GuestMemory {
     this.bytes = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
     this.core.fn.vm_bind(this.vmBase);
+    this.mmu = new ShadowMmu(this.core, mmuMode, mmuLayout, knobs, () => this.dv, this.vmBase);
+    this.mmu.init();
     // QEMU pc: RAM below the 640 KiB hole and above 1 MiB; the hole is MMIO (unassigned).
     this.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, size: Math.min(ram, PC_HOLE_START), flags: 0 });
     if (ram > PC_HOLE_END) this.setUserMemoryRegion({ slot: 1, guestPhysAddr: PC_HOLE_END, size: ram - PC_HOLE_END, flags: 0 });
@@ -112,6 +126,7 @@ export class Vm implements GuestMemory {
       { name: "vm", start: this.vmBase, end: this.vmBase + k.VM_SIZE },
       ...this.vcpus.map((v) => ({ name: `vcpu${v.id}`, start: v.base, end: v.base + k.VCPU_SIZE })),
       ...this.vcpus.map((v) => ({ name: `trace ring ${v.id}`, start: this.traceRing(v.id), end: this.traceRing(v.id) + TRACE_RING_BYTES })),
+      ...(this.mmu.layout.end > this.mmu.layout.start ? [{ name: "shadow mmu", start: this.mmu.layout.start, end: this.mmu.layout.end }] : []),
       ...[...this.memslots.values()].map((s) => ({ name: `memslot ${s.slot}`, start: s.hostOffset, end: s.hostOffset + s.size })),
     ].sort((a, b) => a.start - b.start);
   }
@@ -146,6 +161,11 @@ export class Vm implements GuestMemory {
     });
     this.core.fn.memslots_changed();
     for (const v of this.vcpus) v.flushTlb();
+    // gfn -> host changed: no shadow page may keep an old translation (kvm_mmu_zap_all_fast)
+    if (this.mmu?.shadow && this.vcpus.length > 0) {
+      this.core.fn.vcpu_bind(this.vcpus[0].base);
+      this.mmu.fn.mmu_zap_all_fast();
+    }
   }
 
   // ---- GuestMemory (host access to guest-physical RAM)

@@ -6,7 +6,9 @@ import {
   TLB_R_SUP, TLB_W_SUP, TLB_X_SUP, TLB_R_USR, TLB_W_USR, TLB_X_USR, TLB_GLOBAL,
 } from "../mmu/tlb";
 import { walk_addr, walk_user, walk_writable, walk_nx, walk_dirty, walk_global, ACC_WRITE, ACC_USER, ACC_FETCH, ACC_IMPLICIT } from "../mmu/walk";
-import { gpa_to_host, gpa_slot_flags, MEM_READONLY } from "../vm";
+import { gpa_to_host, gpa_slot_flags, MEM_READONLY, VMB } from "../vm";
+import { VM_MMU_MODE, MMU_MODE_TDP } from "../mmu/layout";
+import { shadow_translate, shadow_xlat_gpa, pt_write_hit, kvm_pt_write_log } from "../mmu/shadow";
 import { VCPU, VCPU_CR0, VCPU_PENDING_IO, EXIT_MMIO_GPA, EXIT_MMIO_DATA, EXIT_MMIO_LEN, EXIT_MMIO_IS_WRITE, EXIT_MMIO, CR0_PG, CR0_WP, stat_inc, vcpu_load64 } from "./state";
 import { raise_abort, raise_gp, raise_ss, faulted } from "./fault";
 import { STAT_TLB_MISS, STAT_MMIO_EXITS } from "../stats";
@@ -40,6 +42,11 @@ export function translate(lin: u64, access: u32): i64 {
     return -1;
   }
   stat_inc(STAT_TLB_MISS);
+  if (load<u32>(VMB + VM_MMU_MODE) != MMU_MODE_TDP) {
+    const sh = shadow_translate(lin, access, cpl_user);
+    xlat_gpa = shadow_xlat_gpa;
+    return sh;
+  }
   const cr0 = vcpu_load64(VCPU_CR0);
   let gpa: u64;
   let perms: u64;
@@ -160,10 +167,24 @@ function write_slow(lin: u64, size: i32, v: u64, access: u32): void {
   if (h == -1) return;
   if (h == -2) { mmio_write(xlat_gpa, size, v); return; }
   const a = <usize>h;
+  if (pt_write_hit) { pt_write(a, size, v); return; }
   if (size == 1) store<u8>(a, <u8>v);
   else if (size == 2) store<u16>(a, <u16>v);
   else if (size == 4) store<u32>(a, <u32>v);
   else store<u64>(a, v);
+}
+
+// Shadow MMU: a write to a write-tracked guest page table. The core performs
+// it (the instruction completes here, as KVM's emulator would) and logs it
+// for the PT_WRITE exit, where the host's pte-write policy runs.
+function pt_write(a: usize, size: i32, v: u64): void {
+  const gpa = xlat_gpa;
+  let old: u64;
+  if (size == 1) { old = <u64>load<u8>(a); store<u8>(a, <u8>v); }
+  else if (size == 2) { old = <u64>load<u16>(a); store<u16>(a, <u16>v); }
+  else if (size == 4) { old = <u64>load<u32>(a); store<u32>(a, <u32>v); }
+  else { old = load<u64>(a); store<u64>(a, v); }
+  kvm_pt_write_log(gpa, size, v, old);
 }
 
 // ---- the fast paths (inlined into every handler)
@@ -293,5 +314,6 @@ export function host_ptr(lin: u64, write: bool): usize {
   if (a != 0) return a;
   const h = translate(lin, write ? ACC_WRITE : 0);
   if (h < 0) return 0;
+  if (write && pt_write_hit) return 0; // a page table: each write is logged (write_slow)
   return <usize>h;
 }

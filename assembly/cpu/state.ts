@@ -93,11 +93,31 @@ export const EXIT_INTERNAL_SUBERROR: i32 = 696; // u32 INTERNAL_* below
 export const EXIT_INTERNAL_LEN: i32 = 700; // u32 bytes captured
 export const EXIT_INTERNAL_BYTES: i32 = 704; // 16 bytes
 export const EXIT_SHUTDOWN_VECTOR: i32 = 720; // u32 the exception that triple-faulted
-export const EXIT_PT_WRITE_GPA: i32 = 728; // u64 (shadow MMU, later issues)
+// PT_WRITE: the core performed a guest write to a write-protected page-table
+// gfn and retired the instruction; the host applies the pte-write policy
+// (src/mmu/) before the next run(). Up to PT_WRITE_LOG_MAX writes of one
+// instruction are logged; the first one's facts are in full.
+export const EXIT_PT_WRITE_GPA: i32 = 728; // u64 gpa of the first write
+export const EXIT_PT_WRITE_VALUE: i32 = 736; // u64 the bytes written (low SIZE bytes)
+export const EXIT_PT_WRITE_OLD: i32 = 744; // u64 the bytes they replaced
+export const EXIT_PT_WRITE_SIZE: i32 = 752; // u32 1, 2, 4, 8
+export const EXIT_PT_WRITE_FLAGS: i32 = 756; // u32 PT_WRITE_F_*
+export const EXIT_PT_WRITE_REP_COUNT: i32 = 760; // u64 iterations left after this one (rep string ops)
+export const EXIT_PT_WRITE_RIP: i32 = 768; // u64 rip of the instruction
+export const EXIT_PT_WRITE_NR: i32 = 776; // u32 writes logged (0: nothing pending)
+export const EXIT_PT_WRITE_LOG: i32 = 784; // PT_WRITE_LOG_MAX x {gpa u64, size u32, pad u32}
+export const PT_WRITE_LOG_MAX: i32 = 8;
+export const PT_WRITE_F_STRING: u32 = 1 << 0; // a string instruction (movs, stos, ins)
+export const PT_WRITE_F_REP: u32 = 1 << 1; // ... with a rep prefix
+export const PT_WRITE_F_OVERFLOW: u32 = 1 << 2; // more writes than the log holds
 
 // ---- counters: u64 each, indexed by STAT_* (see stats.ts)
 export const VCPU_STATS: i32 = 1024;
 export const VCPU_STATS_MAX: i32 = 128;
+
+// ---- the vCPU's MMU state (struct kvm_mmu, object caches, guest walker):
+// 2 KiB laid out in assembly/mmu/layout.ts
+export const VCPU_MMU: i32 = 2048;
 
 // ---- the software TLB (see mmu/tlb.ts): TLB_ENTRIES x 16 bytes
 export const VCPU_TLB: i32 = 4096;

@@ -48,10 +48,22 @@ export function tlb_fill(lin: u64, perms: u64, host: usize, gfn: u64): void {
   store<u32>(e + 12, <u32>gfn);
 }
 
+// Shadow MMU: the last write that had to be emulated because its page is a
+// write-tracked page table (one entry, valid for the instruction that made
+// it, icount == emul_icount): a rep-string bulk probe followed by the write
+// itself then costs one shadow fault, not two. Every flush forgets it.
+export let emul_page: u64 = 1; // linear page (1 = none)
+export let emul_host: usize = 0; // host offset of the page
+export let emul_gpa: u64 = 0; // guest-physical page
+export let emul_icount: u64 = 0;
+export function emul_set(page: u64, host: usize, gpa: u64, ic: u64): void { emul_page = page; emul_host = host; emul_gpa = gpa; emul_icount = ic; }
+@inline export function emul_forget(): void { emul_page = 1; }
+
 // Flush everything (CR4 paging bit changes, mode switches) or everything but
 // global pages (MOV CR3 with CR4.PGE).
 export function tlb_flush(keep_global: bool): void {
   stat_inc(STAT_TLB_FLUSH);
+  emul_page = 1;
   trace(TRACE_TLB_FLUSH, keep_global ? 1 : 0, 0, 0);
   const base = VCPU + VCPU_TLB;
   for (let i = 0; i < TLB_ENTRIES; i++) {
@@ -63,6 +75,7 @@ export function tlb_flush(keep_global: bool): void {
 
 // INVLPG: drop the entry for one linear page (global or not).
 export function tlb_flush_page(lin: u64): void {
+  emul_page = 1;
   const e = tlb_entry(lin);
   if (((load<u64>(e) ^ lin) & PAGE_HI) == 0) store<u64>(e, 0);
   fetch_page = 1;

@@ -3,12 +3,16 @@
 // with 2 MiB / 1 GiB pages. Sets A/D bits the way the SDM (vol. 3, 4.8) says,
 // checks U/S, R/W (with CR0.WP), NX (with EFER.NXE), SMEP/SMAP and reserved
 // bits, and raises #PF with the architectural error code.
+import { has_feature, FEAT_PDPE1GB } from "../cpu/state";
 import {
   VCPU_CR0, VCPU_CR3, VCPU_CR4, VCPU_EFER, VCPU_PDPTR, vcpu_load64,
   CR0_WP, CR4_PSE, CR4_PAE, CR4_PGE, CR4_SMEP, CR4_SMAP, EFER_NXE, EFER_LMA,
 } from "../cpu/state";
-import { raise_pf, PFERR_PRESENT, PFERR_WRITE, PFERR_USER, PFERR_RSVD, PFERR_FETCH } from "../cpu/fault";
+import { raise_pf, faulted, PFERR_PRESENT, PFERR_WRITE, PFERR_USER, PFERR_RSVD, PFERR_FETCH } from "../cpu/fault";
 import { gpa_to_host } from "../vm";
+import { VCPU, stat_inc } from "../cpu/state";
+import { STAT_PF_GUEST } from "../stats";
+import { WALK_TABLE_GFN, WALK_PTES, WALK_PTE_GPA, WALK_PT_ACCESS, WALK_PTE_ACCESS, WALK_GFN, WALK_LEVEL, WALK_MAX_LEVEL } from "./layout";
 
 export const MAXPHYADDR: u32 = 40;
 export const PT_PRESENT: u64 = 1 << 0;
@@ -37,8 +41,35 @@ export let walk_dirty: bool = false; // leaf D bit set (after this walk)
 export let walk_global: bool = false;
 export let walk_level: i32 = 1; // level of the leaf (1 = 4 KiB)
 
+// The guest walker's record (struct guest_walker) for the shadow MMU's fetch:
+// per level the gfn of the table, the gpte and the access granted by the
+// levels above (ACC_EXEC 1 | ACC_WRITE 2 | ACC_USER 4), then the access of
+// the whole walk and the gfn reached.
+@inline function walker_set(level: i32, table_gfn: u64, pte: u64, pte_gpa: u64, pt_access: u32): void {
+  const i = <usize>(level - 1);
+  store<u64>(VCPU + WALK_TABLE_GFN + (i << 3), table_gfn);
+  store<u64>(VCPU + WALK_PTES + (i << 3), pte);
+  store<u64>(VCPU + WALK_PTE_GPA + (i << 3), pte_gpa);
+  store<u32>(VCPU + WALK_PT_ACCESS + (i << 2), pt_access);
+}
+@inline function acc_of(user: bool, writable: bool, nx: bool): u32 {
+  return (nx ? 0 : 1) | (writable ? 2 : 0) | (user ? 4 : 0);
+}
+export function walker_table_gfn(level: i32): u64 { return load<u64>(VCPU + WALK_TABLE_GFN + (<usize>(level - 1) << 3)); }
+export function walker_pte(level: i32): u64 { return load<u64>(VCPU + WALK_PTES + (<usize>(level - 1) << 3)); }
+export function walker_pt_access(level: i32): u32 { return load<u32>(VCPU + WALK_PT_ACCESS + (<usize>(level - 1) << 2)); }
+export function walker_pte_access(): u32 { return load<u32>(VCPU + WALK_PTE_ACCESS); }
+export function walker_gfn(): u64 { return load<u64>(VCPU + WALK_GFN); }
+export function walker_level(): i32 { return <i32>load<u32>(VCPU + WALK_LEVEL); }
+
+// A #PF found by the guest walk: delivered to the guest (pf_guest).
+function walk_fault(lin: u64, code: u32): void {
+  if (!faulted()) stat_inc(STAT_PF_GUEST); // once per instruction (a bulk probe may walk twice)
+  raise_pf(lin, code);
+}
+
 // Read a guest-physical u64/u32 for the walker; open bus reads all ones.
-function pt_read(gpa: u64, is64: bool): u64 {
+export function pt_read(gpa: u64, is64: bool): u64 {
   const h = gpa_to_host(gpa);
   if (h < 0) return is64 ? <u64>-1 : 0xffffffff;
   return is64 ? load<u64>(<usize>h) : <u64>load<u32>(<usize>h);
@@ -73,7 +104,7 @@ export function walk_addr(lin: u64, access: u32): i64 {
   } else if ((cr4 & CR4_PAE) != 0) {
     // PAE: the PDPTE was loaded at MOV CR3; its reserved bits were checked then.
     const pdpte = vcpu_load64(VCPU_PDPTR + <i32>((lin >> 30) & 3) * 8);
-    if ((pdpte & PT_PRESENT) == 0) { raise_pf(lin, errcode); return -1; }
+    if ((pdpte & PT_PRESENT) == 0) { walk_fault(lin, errcode); return -1; }
     level = 2;
     table = pdpte & PT64_ADDR_MASK;
   } else {
@@ -82,6 +113,7 @@ export function walk_addr(lin: u64, access: u32): i64 {
     table = vcpu_load64(VCPU_CR3) & 0xfffff000;
   }
 
+  store<u32>(VCPU + WALK_MAX_LEVEL, <u32>level);
   let user = true, writable = true, nx = false;
   let pte: u64 = 0;
   let pte_gpa: u64 = 0;
@@ -96,12 +128,14 @@ export function walk_addr(lin: u64, access: u32): i64 {
     else idx = (lin >> (12 + 10 * <u64>(level - 1))) & 1023;
     pte_gpa = table + (idx << (is64 ? 3 : 2));
     pte = pt_read(pte_gpa, is64);
-    if ((pte & PT_PRESENT) == 0) { raise_pf(lin, errcode); return -1; }
+    if ((pte & PT_PRESENT) == 0) { walk_fault(lin, errcode); return -1; }
     // reserved bits
     let rsvd = false;
     if (is64) {
       if ((pte & (PT64_RSVD_HIGH | nx_rsvd)) != 0) rsvd = true;
       if (level == 4 && (pte & PT_PAGE_SIZE) != 0) rsvd = true;
+      // PS in a PDPTE is reserved unless the CPU model has 1 GiB pages
+      if (level == 3 && (pte & PT_PAGE_SIZE) != 0 && !has_feature(FEAT_PDPE1GB)) rsvd = true;
       if ((pte & PT_PAGE_SIZE) != 0 && (level == 2 || level == 3)) {
         // large page: address bits below the page size (except PAT bit 12) must be 0
         const low: u64 = level == 2 ? 0x1fe000 : 0x3fffe000;
@@ -110,7 +144,8 @@ export function walk_addr(lin: u64, access: u32): i64 {
     } else if (level == 2 && (pte & PT_PAGE_SIZE) != 0 && (cr4 & CR4_PSE) != 0) {
       if ((pte & (1 << 21)) != 0) rsvd = true; // PSE-36: bit 21 reserved
     }
-    if (rsvd) { raise_pf(lin, errcode | PFERR_PRESENT | PFERR_RSVD); return -1; }
+    if (rsvd) { walk_fault(lin, errcode | PFERR_PRESENT | PFERR_RSVD); return -1; }
+    walker_set(level, table >> 12, pte, pte_gpa, acc_of(user, writable, nx));
     user = user && (pte & PT_USER) != 0;
     writable = writable && (pte & PT_WRITABLE) != 0;
     if (is64 && (pte & PT64_NX) != 0) nx = true;
@@ -140,7 +175,7 @@ export function walk_addr(lin: u64, access: u32): i64 {
     if (user && !is_fetch && smap && ((access & ACC_IMPLICIT) != 0 || !smap_ac)) ok = false;
   }
   if (is_fetch && nx) ok = false;
-  if (!ok) { raise_pf(lin, errcode | PFERR_PRESENT); return -1; }
+  if (!ok) { walk_fault(lin, errcode | PFERR_PRESENT); return -1; }
 
   // accessed bits on every entry used, dirty on the leaf for a write
   if (level < 4 && gpa4_used) pt_set_bits(gpa4, PT_ACCESSED, is64);
@@ -163,7 +198,15 @@ export function walk_addr(lin: u64, access: u32): i64 {
     pa = pte & 0xfffff000;
     if (page_mask == 0x3fffff) pa = (pte & 0xffc00000) | (((pte >> 13) & 0xff) << 32); // PSE-36
   }
-  return <i64>((pa & ~page_mask) | (lin & page_mask));
+  const gpa = (pa & ~page_mask) | (lin & page_mask);
+  // the walk's access for the shadow MMU: a clean leaf is mapped read-only
+  // unless this is a write, so the first write comes back to set D
+  let pte_access = acc_of(user, writable, nx);
+  if (!dirty) pte_access &= ~2;
+  store<u32>(VCPU + WALK_PTE_ACCESS, pte_access);
+  store<u64>(VCPU + WALK_GFN, gpa >> 12);
+  store<u32>(VCPU + WALK_LEVEL, <u32>level);
+  return <i64>gpa;
 }
 
 // EFLAGS.AC for SMAP, kept current by the CPU (mode.ts).

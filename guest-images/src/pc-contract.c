@@ -90,6 +90,7 @@ static void test_multiboot(u32 magic, const struct multiboot_info *mbi)
     int ok = 1;
     for (unsigned i = 0; i < sizeof spots / sizeof spots[0]; i++) {
         volatile u64 *p = (volatile u64 *)(uintptr_t)spots[i];
+        __asm__("" : "+r"(p)); /* address 0 is RAM here: keep gcc from treating it as a null dereference */
         u64 saved = *p, want = 0x10e5a5a5a5a5a5a5ull ^ spots[i];
         *p = want;
         ok &= *p == want;

@@ -9,10 +9,12 @@ import { disassemble } from "../isa/disasm.js";
 import { SerialOut } from "./serial.js";
 import { StatDisplay } from "./stat.js";
 import { TraceRecorder } from "../trace/trace.js";
+import { MMU_MODES, parseKnobs, knobsHelp, KnobError, type MmuMode } from "../mmu/knobs.js";
 
 export interface RunOptions {
-  kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean;
+  kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean; cpu?: string;
   maxInstructions?: string; statsJson?: string; quiet?: boolean; stat?: boolean; trace?: string;
+  mmu?: string; knob?: string[]; mmuAudit?: boolean;
 }
 
 /** The options shared by run, stat and profile. */
@@ -21,12 +23,16 @@ export function addRunOptions(cmd: Command): Command {
     .addOption(new Option("--kernel <image>", "multiboot kernel image (ELF32/ELF64 or a.out kludge); also -kernel"))
     .option("-m, --memory <size>", "guest RAM, as QEMU's -m (256M, 1G; a bare number is MiB)", "256M")
     .option("--append <cmdline>", "kernel command line (the kernel sees \"IMAGE CMDLINE\", as with QEMU); also -append")
+    .option("--cpu <model>", "CPU model and features, as QEMU's -cpu: shadow86 (default) or qemu64, then ,+feat/-feat for smep smap pdpe1gb nx")
     .option("--initrd <modules>", "multiboot modules, as QEMU's -initrd: \"FILE ARGS,FILE ARGS\" (\",,\" is a literal comma)")
     .option("-v, --verbose", "log the first access to each unknown I/O port or MMIO page, and loader warnings")
     .option("--max-instructions <n>", "stop the guest after N instructions (exit status 1)")
     .option("--stats-json <file>", "write every counter at exit as JSON ({\"counters\": {...}})")
     .option("--trace <file>", "write a Chrome trace-event JSON file (Perfetto, chrome://tracing): exits, shadow page faults, zaps, TLB flushes, CR3 switches, exceptions")
     .option("--stat", "show a live kvm_stat-like counter table on stderr while the guest runs")
+    .addOption(new Option("--mmu <mode>", "MMU: shadow (shadow page tables, as KVM without EPT) or tdp (TLB misses walk the guest's tables, as EPT/NPT or QEMU's softmmu)").choices(MMU_MODES as string[]).default("shadow"))
+    .option("--knob <name=value>", `set an MMU knob (repeatable):\n${knobsHelp()}`, (v: string, prev: string[] = []) => [...prev, v])
+    .option("--mmu-audit", "check every shadow page against the guest's tables at exit (kvm_mmu_audit); problems go to stderr and make the status 1")
     .option("-q, --quiet", "no summary on stderr");
 }
 
@@ -56,9 +62,13 @@ export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
     if (!existsSync(m.path)) throw new BootError(m.path, "no such file (from -initrd)");
     return { data: new Uint8Array(readFileSync(m.path)), cmdline: m.cmdline };
   });
+  let knobs;
+  try { knobs = parseKnobs(o.knob ?? []); } catch (e) { if (e instanceof KnobError) throw new BootError(null, e.message); throw e; }
   const machine = new Machine({
+    mmu: (o.mmu ?? "shadow") as MmuMode, knobs,
     module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, modules,
     onSerial: (b) => serial.push(b), maxInstructions, trace: o.trace ? new TraceRecorder() : undefined,
+    cpu: o.cpu,
     onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
   });
   if (o.verbose) for (const w of machine.boot.warnings) process.stderr.write(`shadow86: ${w}\n`);
@@ -89,10 +99,19 @@ export function runCommand(o: RunOptions): number {
     process.stderr.write(`shadow86: ${msg}\n`);
   }
   if (!o.quiet) process.stderr.write(summary(result) + "\n");
+  const mmu = machine.vm.mmu;
+  if (!o.quiet && mmu.shadow) process.stderr.write(`shadow86: shadow mmu: ${mmu.pagesInUse} shadow pages in use (n_max_mmu_pages ${mmu.maxPages})\n`);
+  if (o.mmuAudit && mmu.shadow) {
+    machine.vm.core.fn.vcpu_bind(machine.vm.vcpus[0].base);
+    const a = mmu.audit();
+    process.stderr.write(a.errors === 0 ? `shadow86: mmu audit: clean (${a.checked} sptes checked)\n` : `shadow86: mmu audit: ${a.errors} problems; first: ${a.first}\n`);
+    if (a.errors !== 0 && result.status !== 1) result = { ...result, status: 1 };
+  }
   if (o.trace && machine.opts.trace) writeFileSync(o.trace, JSON.stringify(machine.opts.trace.toJSON()) + "\n");
   if (o.statsJson) {
     const counters = Object.fromEntries(Object.entries(result.stats).map(([k, v]) => [k, Number(v)]));
-    writeFileSync(o.statsJson, JSON.stringify({ counters, instructions: Number(result.instructions), status: result.status, stop: result.reason }, null, 2) + "\n");
+    const mmuInfo = { mode: mmu.mode, shadow_pages_in_use: mmu.pagesInUse, n_max_mmu_pages: mmu.maxPages };
+    writeFileSync(o.statsJson, JSON.stringify({ counters, instructions: Number(result.instructions), status: result.status, stop: result.reason, mmu: mmuInfo }, null, 2) + "\n");
   }
   return result.status;
 }

@@ -1,0 +1,214 @@
+// The shadow page fault (kvm_mmu_page_fault): the spte walk missed or lacked
+// a right. Walk the guest's tables (FNAME(walk_addr), walk.ts); if the guest
+// itself would fault, inject #PF (pf_guest); otherwise build the missing
+// shadow pages down the path and install the leaf spte (FNAME(fetch), or
+// direct_map with paging off): pf_fixed. A write to a gfn that shadows a guest
+// page table keeps the spte read-only and is emulated (pf_emulate).
+import { VMB, gpa_to_host, gpa_slot_flags, MEM_READONLY } from "../vm";
+import {
+  VCPU_CR0, VCPU_CR4, CR0_PG, CR0_WP, CR4_SMEP, vcpu_load64, stat_inc,
+} from "../cpu/state";
+import { STAT_PF_FIXED, STAT_EXITS, STAT_PF_EMULATE } from "../stats";
+import {
+  walk_addr, walker_table_gfn, walker_pt_access, walker_pte_access, walker_gfn, walker_level, walk_global,
+  ACC_WRITE, ACC_USER, ACC_IMPLICIT, ACC_FETCH,
+} from "./walk";
+import { trace, TRACE_PF_FIXED, TRACE_PF_GUEST } from "../trace";
+import { exc_code } from "../cpu/fault";
+import {
+  is_shadow_present_pte, is_last_spte, spte_addr, sptep_to_sp, spte_index, spte_to_child_sp, make_spte,
+  make_nonleaf_spte, mmu_spte_set, mmu_spte_update, ACC_ALL, ACC_WRITE_MASK, ACC_USER_MASK, ACC_EXEC_MASK,
+  PT_ACCESSED_MASK, SPTE_GUEST_GLOBAL, PT64_ROOT_4LEVEL, PT32E_ROOT_LEVEL,
+} from "./spte";
+import {
+  kvm_mmu_get_page, sp_role, sp_spt, sp_direct, role_with, role_access, role_level, role_4byte,
+  kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn,
+} from "./mmu_page";
+import { SP_PARENT_PTES } from "./layout";
+import { pte_list_add, rmap_add } from "./rmap";
+import { drop_spte, drop_parent_pte, make_mmu_pages_available, kvm_mmu_commit_zap_page, kvm_mmu_zap_all_fast, mmu_topup_memory_caches_reclaim } from "./zap";
+import { kvm_flush_remote_tlbs } from "./tlbflush";
+import { mmu_lock, mmu_unlock } from "./cache";
+import { root_level, root_hpa, pae_root } from "./roots";
+
+export const RET_PF_FIXED: i32 = 1;
+export const RET_PF_EMULATE: i32 = 2; // write to a write-tracked gfn: emulate it
+export const RET_PF_INJECTED: i32 = 3; // the guest's own #PF, raised
+export const RET_PF_MMIO: i32 = 4; // no memslot: MMIO (fault_gpa)
+export const RET_PF_RETRY: i32 = 5;
+
+// What the last fault found
+export let fault_gpa: u64 = 0;
+export let fault_host: usize = 0; // host offset of the page
+
+// ---- the shadow walk iterator (for_each_shadow_entry)
+export let it_level: i32 = 0;
+export let it_sptep: usize = 0;
+
+@inline function spte_idx(lin: u64, level: i32): usize { return <usize>((lin >> (12 + 9 * <u64>(level - 1))) & 511); }
+
+export function shadow_walk_init(lin: u64): bool {
+  const rl = root_level();
+  let table: usize;
+  if (rl == PT64_ROOT_4LEVEL) { table = root_hpa(); it_level = 4; }
+  else if (rl == PT32E_ROOT_LEVEL) { table = pae_root(<i32>((lin >> 30) & 3)); it_level = 2; }
+  else return false;
+  if (table == 0) return false;
+  it_sptep = table + (spte_idx(lin, it_level) << 3);
+  return true;
+}
+// Step down through a present non-leaf spte; false at a leaf or a hole.
+export function shadow_walk_next(lin: u64): bool {
+  const spte = load<u64>(it_sptep);
+  if (!is_shadow_present_pte(spte) || is_last_spte(spte, it_level)) return false;
+  it_level--;
+  it_sptep = spte_addr(spte) + (spte_idx(lin, it_level) << 3);
+  return true;
+}
+
+// The role of a page linked below `sptep` (kvm_mmu_child_role): a 32-bit
+// guest's page table (1024 entries) is shadowed by two pages, quadrant 0/1.
+function kvm_mmu_child_role(sptep: usize, direct: bool, access: u32): u32 {
+  const prole = sp_role(sptep_to_sp(sptep));
+  const quadrant: u32 = role_4byte(prole) ? <u32>(spte_index(sptep) & 1) : 0;
+  return role_with(prole, role_level(prole) - 1, direct, access, quadrant);
+}
+
+function link_shadow_page(sptep: usize, sp: usize): void {
+  mmu_spte_set(sptep, make_nonleaf_spte(sp_spt(sp)));
+  pte_list_add(sp + SP_PARENT_PTES, sptep);
+}
+
+// Install the leaf (mmu_set_spte). A write-tracked gfn is mapped read-only;
+// if the fault was that write, the caller emulates it.
+function mmu_set_spte(sptep: usize, pte_access: u32, gfn: u64, host: usize, write_fault: bool, map_writable: bool, global: bool): i32 {
+  const sp = sptep_to_sp(sptep);
+  const idx = spte_index(sptep);
+  let access = pte_access;
+  if (!map_writable) access &= ~ACC_WRITE_MASK;
+  let wrprot = false;
+  if ((access & ACC_WRITE_MASK) != 0 && kvm_gfn_is_write_tracked(gfn)) {
+    access &= ~ACC_WRITE_MASK;
+    wrprot = true;
+  }
+  let spte = make_spte(access, host, map_writable) | PT_ACCESSED_MASK;
+  if (global) spte |= SPTE_GUEST_GLOBAL;
+  const old = load<u64>(sptep);
+  let flush = false;
+  if (is_shadow_present_pte(old) && spte_addr(old) != host) {
+    drop_spte(sp, idx);
+    flush = true;
+  }
+  if (is_shadow_present_pte(load<u64>(sptep))) {
+    if (mmu_spte_update(sptep, spte)) flush = true;
+  } else {
+    kvm_mmu_page_set_gfn(sp, idx, gfn);
+    mmu_spte_set(sptep, spte);
+    rmap_add(sptep, gfn);
+  }
+  if (flush) kvm_flush_remote_tlbs();
+  return wrprot && write_fault ? RET_PF_EMULATE : RET_PF_FIXED;
+}
+
+// FNAME(fetch) (indirect: the guest walk is in the walker) and direct_map
+// (paging off): make the shadow path for `lin` and set the leaf.
+function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: bool,
+               write_fault: bool, map_writable: bool, host: usize, global: bool): i32 {
+  if (!shadow_walk_init(lin)) return RET_PF_RETRY;
+  let flush = false;
+  // levels the guest has tables for: indirect pages shadowing them
+  while (indirect && it_level > gw_level) {
+    if (!is_shadow_present_pte(load<u64>(it_sptep))) {
+      const sp = kvm_mmu_get_page(walker_table_gfn(it_level - 1),
+                                  kvm_mmu_child_role(it_sptep, false, walker_pt_access(it_level - 1)));
+      if (sp == 0) return RET_PF_RETRY;
+      link_shadow_page(it_sptep, sp);
+    }
+    if (!shadow_walk_next(lin)) return RET_PF_RETRY;
+  }
+  // below a large guest page (or everything when paging is off): direct pages
+  while (it_level > 1) {
+    let spte = load<u64>(it_sptep);
+    if (is_shadow_present_pte(spte)) {
+      // validate_direct_spte: a direct page made for other rights (e.g. before D was set)
+      const child = spte_to_child_sp(spte);
+      if (sp_direct(child) && role_access(sp_role(child)) != pte_access) {
+        drop_parent_pte(child, it_sptep);
+        flush = true;
+        spte = 0;
+      }
+    }
+    if (!is_shadow_present_pte(spte)) {
+      const span: u64 = (<u64>1 << (9 * <u64>(it_level - 1))) - 1;
+      const sp = kvm_mmu_get_page(gfn & ~span, kvm_mmu_child_role(it_sptep, true, pte_access));
+      if (sp == 0) return RET_PF_RETRY;
+      link_shadow_page(it_sptep, sp);
+    }
+    if (!shadow_walk_next(lin)) return RET_PF_RETRY;
+  }
+  if (flush) kvm_flush_remote_tlbs();
+  return mmu_set_spte(it_sptep, pte_access, gfn, host, write_fault, map_writable, global);
+}
+
+// kvm_mmu_page_fault: `access` is mem.ts's (ACC_WRITE / ACC_FETCH /
+// ACC_IMPLICIT), `cpl3` the CPL the access is made at (implicit supervisor
+// accesses come with cpl3 false). Every call is a vmexit of a shadow-paging
+// hypervisor (exits), except those that continue as the PT_WRITE or MMIO
+// exit run() returns with (counted there).
+export function kvm_mmu_page_fault(lin: u64, access: u32, cpl3: bool): i32 {
+  const r = page_fault(lin, access, cpl3);
+  const code = (access & (ACC_WRITE | ACC_FETCH)) | (cpl3 ? ACC_USER : 0);
+  if (r == RET_PF_FIXED) trace(TRACE_PF_FIXED, code, lin, fault_gpa);
+  else if (r == RET_PF_INJECTED) trace(TRACE_PF_GUEST, exc_code, lin, 0);
+  if (r == RET_PF_FIXED) stat_inc(STAT_PF_FIXED);
+  else if (r == RET_PF_EMULATE) stat_inc(STAT_PF_EMULATE);
+  if (r != RET_PF_EMULATE && r != RET_PF_MMIO) stat_inc(STAT_EXITS);
+  return r;
+}
+
+function page_fault(lin: u64, access: u32, cpl3: bool): i32 {
+  const write_fault = (access & ACC_WRITE) != 0;
+  const user = cpl3 && (access & ACC_IMPLICIT) == 0;
+  const paging = (vcpu_load64(VCPU_CR0) & CR0_PG) != 0;
+  let gfn: u64;
+  let pte_access: u32 = ACC_ALL;
+  let gw_level = 0;
+  let global = false;
+  if (paging) {
+    const g = walk_addr(lin, access | (cpl3 ? ACC_USER : 0));
+    if (g < 0) return RET_PF_INJECTED;
+    gfn = walker_gfn();
+    pte_access = walker_pte_access();
+    gw_level = walker_level();
+    global = walk_global;
+    // CR0.WP=0: a supervisor write to a read-only page is allowed; map it
+    // writable for the supervisor only (and not executable under SMEP)
+    if (write_fault && (pte_access & ACC_WRITE_MASK) == 0 && !user && (vcpu_load64(VCPU_CR0) & CR0_WP) == 0) {
+      pte_access = (pte_access | ACC_WRITE_MASK) & ~ACC_USER_MASK;
+      if ((vcpu_load64(VCPU_CR4) & CR4_SMEP) != 0) pte_access &= ~ACC_EXEC_MASK;
+    }
+  } else {
+    gfn = (lin & 0xffffffff) >> 12;
+  }
+  fault_gpa = (gfn << 12) | (lin & 0xfff);
+  const h = gpa_to_host(gfn << 12);
+  if (h < 0) return RET_PF_MMIO;
+  const map_writable = (gpa_slot_flags & MEM_READONLY) == 0;
+  if (write_fault && !map_writable) return RET_PF_MMIO;
+  fault_host = <usize>h;
+
+  if (!mmu_topup_memory_caches_reclaim()) {
+    mmu_lock();
+    kvm_mmu_zap_all_fast();
+    mmu_unlock();
+    return RET_PF_RETRY; // the roots are reloaded first
+  }
+  mmu_lock();
+  make_mmu_pages_available();
+  let r: i32;
+  if (root_level() == 0) r = RET_PF_RETRY;
+  else r = fetch(lin, gfn, pte_access, paging ? gw_level : 5, paging, write_fault, map_writable, fault_host, global);
+  kvm_mmu_commit_zap_page();
+  mmu_unlock();
+  return r;
+}

@@ -1,0 +1,40 @@
+/** Boot a bundled guest image with a chosen MMU mode and knobs, then audit the shadow MMU. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Machine, type RunResult } from "../../src/machine.js";
+import { loadCoreModule, packageRoot } from "../../src/platform/node.js";
+import type { MmuKnobs, MmuMode } from "../../src/mmu/knobs.js";
+import type { AuditReport } from "../../src/mmu/shadow_mmu.js";
+
+export interface MmuRun extends RunResult {
+  serial: string;
+  machine: Machine;
+  audit: AuditReport;
+  /** Shadow pages in use at the end. */
+  pages: number;
+}
+
+export function imagePath(name: string): string { return join(packageRoot(), "guest-images", `${name}.elf`); }
+
+export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = {}, opts: { ramSize?: number; maxInstructions?: bigint } = {}): MmuRun {
+  const bytes: number[] = [];
+  const machine = new Machine({
+    module: loadCoreModule(),
+    ramSize: opts.ramSize ?? 256 * 1024 * 1024,
+    kernel: new Uint8Array(readFileSync(imagePath(name))),
+    kernelPath: `guest-images/${name}.elf`,
+    onSerial: (b) => bytes.push(b),
+    maxInstructions: opts.maxInstructions ?? 4_000_000_000n,
+    mmu,
+    knobs,
+  });
+  const r = machine.run();
+  machine.vm.core.fn.vcpu_bind(machine.vm.vcpus[0].base);
+  const audit = machine.vm.mmu.audit();
+  return { ...r, serial: Buffer.from(bytes).toString("latin1"), machine, audit, pages: machine.vm.mmu.pagesInUse };
+}
+
+/** The transcript QEMU printed for an image (test/mmu/expected/NAME.txt). */
+export function expectedTranscript(name: string): string {
+  return readFileSync(join(packageRoot(), "test", "mmu", "expected", `${name}.txt`), "latin1");
+}
