@@ -7,6 +7,7 @@
 import { Vm } from "./vm.js";
 import type { Vcpu } from "./vcpu.js";
 import type { TraceRecorder } from "./trace/trace.js";
+import { parseCpuModel } from "./cpu_model.js";
 import { loadMultiboot, type MultibootBoot } from "./boot/multiboot.js";
 import { Uart16550, COM1_BASE, UART_PORT_COUNT } from "./devices/uart16550.js";
 import { DebugExit, DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE } from "./devices/debug_exit.js";
@@ -30,6 +31,8 @@ export interface MachineOptions {
   onUnknownAccess?: (what: string) => void;
   /** Each byte the guest transmits on COM1. */
   onSerial?: (byte: number) => void;
+  /** CPU model, as -cpu: "MODEL[,+feat,-feat]" (src/cpu_model.ts); default: everything implemented. */
+  cpu?: string;
   /** Record trace events (exits here, MMU events from the core's ring). */
   trace?: TraceRecorder;
   /** Stop after this many guest instructions (0 = no limit). */
@@ -92,6 +95,10 @@ export class Machine {
     }
     this.boot = loadMultiboot(opts.kernel, opts.kernelPath, this.vm, { cmdline: opts.append, modules: opts.modules });
     this.vm.vcpus[0].setMultibootState(this.boot.entry, this.boot.mbiAddr);
+    if (opts.cpu !== undefined) {
+      const features = parseCpuModel(opts.cpu, this.vm.core.k);
+      for (const v of this.vm.vcpus) v.u32(this.vm.core.k.VCPU_FEATURES, features);
+    }
     if (opts.trace) for (const v of this.vm.vcpus) opts.trace.attach(v, this.vm.traceRing(v.id));
   }
 

@@ -31,6 +31,7 @@ export class Vcpu {
     this.i32(this.k.VCPU_PENDING_IRQ, -1);
     this.set64(this.k.VCPU_RFLAGS, 2n);
     this.set64(this.k.VCPU_PAT, 0x0007040600070406n);
+    this.u32(this.k.VCPU_FEATURES, this.k.FEAT_ALL);
     this.set64(this.k.VCPU_APIC_BASE, 0xfee00000n | (id === 0 ? 0x100n : 0n) | 0x800n);
     this.set64(this.k.VCPU_CR0, 0x60000010n);
     // real-mode reset state (the loader replaces it for multiboot)

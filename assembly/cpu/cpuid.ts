@@ -1,7 +1,7 @@
 // CPUID: what this CPU honestly implements (no x87/SSE: guests are built
 // -mgeneral-regs-only). Vendor GenuineIntel so QEMU-targeted kernels take
 // their Intel paths; the brand string names us.
-import { reg_read, set_reg32, VCPU_ID, vcpu_load32, stat_inc } from "./state";
+import { reg_read, set_reg32, VCPU_ID, vcpu_load32, stat_inc, has_feature, FEAT_SMEP, FEAT_SMAP, FEAT_NX, FEAT_PDPE1GB } from "./state";
 import { MAXPHYADDR } from "../mmu/walk";
 import { STAT_CPUID_EXITS } from "../stats";
 
@@ -12,6 +12,7 @@ export const CPUID_1_EDX: u32 =
   (1 << 5) | // MSR
   (1 << 6) | // PAE
   (1 << 8) | // CX8
+  (1 << 9) | // APIC (the machine's xAPIC at 0xFEE00000, src/devices/lapic.ts)
   (1 << 11) | // SEP (sysenter/sysexit)
   (1 << 13) | // PGE
   (1 << 15) | // CMOV
@@ -59,10 +60,19 @@ export function cpuid(): void {
       d = CPUID_1_EDX;
       break;
     case 7:
-      if (sub == 0) b = CPUID_7_EBX;
+      if (sub == 0) {
+        b = CPUID_7_EBX;
+        if (!has_feature(FEAT_SMEP)) b &= ~(1 << 7);
+        if (!has_feature(FEAT_SMAP)) b &= ~(1 << 20);
+      }
       break;
     case 0x80000000: a = 0x80000008; break;
-    case 0x80000001: c = CPUID_X1_ECX; d = CPUID_X1_EDX; break;
+    case 0x80000001:
+      c = CPUID_X1_ECX;
+      d = CPUID_X1_EDX;
+      if (!has_feature(FEAT_NX)) d &= ~(1 << 20);
+      if (!has_feature(FEAT_PDPE1GB)) d &= ~(1 << 26);
+      break;
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const base = <i32>(leaf - 0x80000002) * 4;
       a = brand(base); b = brand(base + 1); c = brand(base + 2); d = brand(base + 3);

@@ -75,6 +75,17 @@ export const VCPU_TRACE_HEAD: i32 = 596; // u32 events written so far (wraps)
 export const VCPU_TRACE_RING: i32 = 600; // u32 offset of the ring in linear memory
 export const VCPU_TRACE_MASK: i32 = 604; // u32 ring entries - 1 (a power of two)
 
+// ---- the CPU model (-cpu): optional features this vCPU advertises and
+// honours; a feature that is off reads as absent in CPUID and its CR4/EFER
+// bit raises #GP, its paging bit is reserved.
+export const VCPU_FEATURES: i32 = 608; // u32 FEAT_* bits
+export const FEAT_SMEP: u32 = 1 << 0;
+export const FEAT_SMAP: u32 = 1 << 1;
+export const FEAT_PDPE1GB: u32 = 1 << 2;
+export const FEAT_NX: u32 = 1 << 3;
+export const FEAT_ALL: u32 = FEAT_SMEP | FEAT_SMAP | FEAT_PDPE1GB | FEAT_NX;
+@inline export function has_feature(f: u32): bool { return (load<u32>(VCPU + VCPU_FEATURES) & f) != 0; }
+
 // ---- the exit struct (like struct kvm_run): written by the core when run()
 // returns, read by the host; for IN / MMIO reads the host writes the data back
 // here before the next run().

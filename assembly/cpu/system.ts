@@ -10,7 +10,7 @@ import {
   seg_set, seg_base, seg_selector, seg_attr, seg_limit, SEG_CS, SEG_SS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, seg_addr, SEG_BASE,
   CR0_PE, CR0_PG, CR0_WP, CR0_NW, CR0_CD, CR0_TS, CR0_ET, CR4_PAE, CR4_PSE, CR4_PGE, CR4_SMEP, CR4_SMAP, CR4_TSD,
   CR4_DE, CR4_MCE, CR4_PCE, EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE, EXIT_HLT,
-  IF, RF, VM, AC, stat_inc, icount,
+  IF, RF, VM, AC, stat_inc, icount, has_feature, FEAT_SMEP, FEAT_SMAP, FEAT_NX,
 } from "./state";
 import { opsize, reg, rm, mod_, ea, rex_w, rep, next_ip, set_next_ip, read_E, write_E, write_G, ea_plus, addrsize, modrm } from "./decode";
 import { read_sz, write_sz, set_exit_pending, read_sys64, write_sys32, probe_write } from "./mem";
@@ -99,6 +99,9 @@ export function set_cr3(v: u64): void {
 export function set_cr4(v: u64): void {
   const old = vcpu_load64(VCPU_CR4);
   if ((v & ~CR4_VALID) != 0) { raise_gp(0); return; }
+  // a CR4 bit of a feature this CPU model does not advertise is reserved
+  if ((v & CR4_SMEP) != 0 && !has_feature(FEAT_SMEP)) { raise_gp(0); return; }
+  if ((v & CR4_SMAP) != 0 && !has_feature(FEAT_SMAP)) { raise_gp(0); return; }
   if (long_mode && (v & CR4_PAE) == 0) { raise_gp(0); return; }
   if ((v & CR4_PAE) != 0 && (old & CR4_PAE) == 0 && !long_mode && (vcpu_load64(VCPU_CR0) & CR0_PG) != 0) {
     if (!load_pdptrs(vcpu_load64(VCPU_CR3))) return;
@@ -220,6 +223,7 @@ function msr_write(idx: u32, v: u64): void {
     case MSR_EFER: {
       const old = vcpu_load64(VCPU_EFER);
       if ((v & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) != 0) { raise_gp(0); return; }
+      if ((v & EFER_NXE) != 0 && !has_feature(FEAT_NX)) { raise_gp(0); return; }
       // LME cannot change while paging is on; LMA is read-only
       if ((vcpu_load64(VCPU_CR0) & CR0_PG) != 0 && ((v ^ old) & EFER_LME) != 0) { raise_gp(0); return; }
       const nv = (v & ~EFER_LMA) | (old & EFER_LMA);
