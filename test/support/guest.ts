@@ -3,12 +3,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Machine, type RunResult } from "../../src/machine.js";
 import { loadCoreModule, packageRoot } from "../../src/platform/node.js";
+import { parseModules } from "../../src/cli/args.js";
 
 export interface GuestRun extends RunResult { serial: string; machine: Machine; }
 
 export function imagePath(name: string): string { return join(packageRoot(), "guest-images", `${name}.elf`); }
 
-export function bootImage(name: string, opts: { ramSize?: number; append?: string; maxInstructions?: bigint } = {}): GuestRun {
+export function bootImage(name: string, opts: { ramSize?: number; append?: string; initrd?: string; maxInstructions?: bigint } = {}): GuestRun {
   const path = imagePath(name);
   const bytes: number[] = [];
   const machine = new Machine({
@@ -17,6 +18,7 @@ export function bootImage(name: string, opts: { ramSize?: number; append?: strin
     kernel: new Uint8Array(readFileSync(path)),
     kernelPath: `guest-images/${name}.elf`,
     append: opts.append,
+    modules: opts.initrd ? parseModules(opts.initrd).map((m) => ({ data: new Uint8Array(readFileSync(join(packageRoot(), m.path))), cmdline: m.cmdline })) : undefined,
     onSerial: (b) => bytes.push(b),
     maxInstructions: opts.maxInstructions ?? 2_000_000_000n,
   });
