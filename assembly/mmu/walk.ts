@@ -4,7 +4,6 @@
 // checks U/S, R/W (with CR0.WP), NX (with EFER.NXE), SMEP/SMAP and reserved
 // bits, and raises #PF with the architectural error code.
 import { has_feature, FEAT_PDPE1GB } from "../cpu/state";
-import { has_feature, FEAT_PDPE1GB } from "../cpu/state";
 import {
   VCPU_CR0, VCPU_CR3, VCPU_CR4, VCPU_EFER, VCPU_PDPTR, vcpu_load64,
   CR0_WP, CR4_PSE, CR4_PAE, CR4_PGE, CR4_SMEP, CR4_SMAP, EFER_NXE, EFER_LMA,
@@ -135,8 +134,6 @@ export function walk_addr(lin: u64, access: u32): i64 {
     if (is64) {
       if ((pte & (PT64_RSVD_HIGH | nx_rsvd)) != 0) rsvd = true;
       if (level == 4 && (pte & PT_PAGE_SIZE) != 0) rsvd = true;
-      // PS in a PDPTE is reserved unless the CPU model has 1 GiB pages
-      if (level == 3 && (pte & PT_PAGE_SIZE) != 0 && !has_feature(FEAT_PDPE1GB)) rsvd = true;
       // PS in a PDPTE is reserved unless the CPU model has 1 GiB pages
       if (level == 3 && (pte & PT_PAGE_SIZE) != 0 && !has_feature(FEAT_PDPE1GB)) rsvd = true;
       if ((pte & PT_PAGE_SIZE) != 0 && (level == 2 || level == 3)) {
