@@ -5,7 +5,7 @@
 // (fault.ts) and look again. Writes to write-tracked page tables come back
 // as "emulate": the core performs the write and logs it for the PT_WRITE exit.
 import {
-  VCPU, VCPU_CR4, CR4_SMEP, CR4_SMAP, vcpu_load64, icount, stat_inc, reg_read,
+  VCPU, VCPU_CR0, VCPU_CR4, CR0_PG, CR4_SMEP, CR4_SMAP, vcpu_load64, icount, stat_inc, reg_read,
   EXIT_PT_WRITE_GPA, EXIT_PT_WRITE_VALUE, EXIT_PT_WRITE_OLD, EXIT_PT_WRITE_SIZE, EXIT_PT_WRITE_FLAGS,
   EXIT_PT_WRITE_REP_COUNT, EXIT_PT_WRITE_RIP, EXIT_PT_WRITE_NR, EXIT_PT_WRITE_LOG, PT_WRITE_LOG_MAX,
   PT_WRITE_F_STRING, PT_WRITE_F_REP, PT_WRITE_F_OVERFLOW, EXIT_PT_WRITE,
@@ -49,6 +49,14 @@ export function spte_walk(lin: u64): u64 {
   return 0;
 }
 
+// CR4.SMEP/SMAP as the hardware applies them: only while the guest pages
+// (KVM clears them from the hardware CR4 when guest CR0.PG = 0). Without
+// this, a guest that set SMEP with paging off trapped the core: the direct
+// map's user sptes never permitted a supervisor fetch (guest fuzzer seed 147).
+@inline function guest_smep_smap(): u64 {
+  return (vcpu_load64(VCPU_CR0) & CR0_PG) != 0 ? vcpu_load64(VCPU_CR4) & (CR4_SMEP | CR4_SMAP) : 0;
+}
+
 // Would the hardware allow this access through `spte`? (host CR0.WP = 1;
 // SMEP/SMAP as the guest set them, since shadow paging runs with the guest's)
 function spte_permits(spte: u64, access: u32, user: bool): bool {
@@ -57,11 +65,11 @@ function spte_permits(spte: u64, access: u32, user: bool): bool {
   if (user && !u) return false;
   if ((access & ACC_FETCH) != 0) {
     if ((spte & PT64_NX_MASK) != 0) return false;
-    if (!user && u && (vcpu_load64(VCPU_CR4) & CR4_SMEP) != 0) return false;
+    if (!user && u && (guest_smep_smap() & CR4_SMEP) != 0) return false;
     return true;
   }
   if ((access & ACC_WRITE) != 0 && (spte & PT_WRITABLE_MASK) == 0) return false;
-  if (!user && u && (vcpu_load64(VCPU_CR4) & CR4_SMAP) != 0 && ((access & ACC_IMPLICIT) != 0 || !smap_ac)) return false;
+  if (!user && u && (guest_smep_smap() & CR4_SMAP) != 0 && ((access & ACC_IMPLICIT) != 0 || !smap_ac)) return false;
   return true;
 }
 
@@ -73,7 +81,7 @@ function spte_tlb_perms(spte: u64): u64 {
   if ((spte & PT_USER_MASK) != 0) {
     perms |= TLB_R_USR | (w ? TLB_W_USR : 0) | (x ? TLB_X_USR : 0);
     // supervisor access to a user page depends on SMEP/SMAP and EFLAGS.AC: check it every time
-    if ((vcpu_load64(VCPU_CR4) & (CR4_SMEP | CR4_SMAP)) != 0) perms &= ~(TLB_R_SUP | TLB_W_SUP | TLB_X_SUP);
+    if (guest_smep_smap() != 0) perms &= ~(TLB_R_SUP | TLB_W_SUP | TLB_X_SUP);
   }
   if ((spte & SPTE_GUEST_GLOBAL) != 0) perms |= TLB_GLOBAL;
   return perms;

@@ -6,6 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { TestCpu, CODE_ADDR } from "../support/longmode.js";
+import { Vm } from "../../src/vm.js";
+import { loadCoreModule } from "../../src/platform/node.js";
 
 describe("fuzz findings stay fixed", () => {
   // Guest fuzzer seed 409: a loop over `repne scasb` with a large count made
@@ -36,5 +38,26 @@ describe("fuzz findings stay fixed", () => {
     const scanned = (rounds - 1) * 0xffff + (0xffff - cx);
     expect(scanned).toBeLessThanOrEqual(budget + 1024);
     expect(ms).toBeLessThan(2000);
+  });
+
+  // Guest fuzzer seed 147: in shadow mode, a guest that set CR4.SMEP (or
+  // SMAP) with paging off trapped the core (`unreachable` in
+  // shadow_translate): the direct map's sptes are user pages, so SMEP never
+  // let a supervisor fetch through and the fault handler could not fix it.
+  // The hardware ignores SMEP/SMAP without paging.
+  it("SMEP/SMAP with paging off are ignored, in every MMU mode", () => {
+    for (const mmu of ["shadow", "tdp"] as const) {
+      const vm = new Vm({ module: loadCoreModule(), ramSize: 2 * 1024 * 1024, mmu });
+      const vcpu = vm.vcpus[0]!;
+      vcpu.setMultibootState(CODE_ADDR, 0); // flat 32-bit protected mode, paging off
+      const code = [
+        0xb8, 0x00, 0x00, 0x30, 0x00, // mov eax, SMEP | SMAP
+        0x0f, 0x22, 0xe0, // mov cr4, eax
+        0x8b, 0x1d, 0x00, 0x00, 0x01, 0x00, // mov ebx, [0x10000]  (a supervisor read)
+        0xf4, // hlt
+      ];
+      vm.write(CODE_ADDR, new Uint8Array(code));
+      expect(vcpu.enter(10), mmu).toBe("HLT");
+    }
   });
 });
