@@ -9,6 +9,7 @@ import { normaliseArgv } from "./args.js";
 import { addRunOptions, runCommand, type RunOptions } from "./run.js";
 import { profileCommand } from "./profile.js";
 import { benchCommand } from "./bench.js";
+import { knobsHelp } from "../mmu/knobs.js";
 
 const EXIT_HELP = `
 Exit status: as QEMU's with isa-debug-exit: (value << 1) | 1 of the byte the guest
@@ -40,6 +41,9 @@ export function main(argv: string[]): number {
     .option("--out <file>", "keep the .cpuprofile (open it in Chrome DevTools)")
     .option("--top <n>", "how many functions to list", "20")
     .action((o: RunOptions & { out?: string; top: string }) => { status = profileCommand(o); });
+
+  program.command("knobs").description("list every MMU knob with its values, default and the seed it comes from")
+    .action(() => { process.stdout.write("MMU modes: --mmu shadow (default) | tdp\nKnobs (--knob name=value):\n" + knobsHelp() + "\n"); status = 0; });
 
   program.command("bench").description("run the benchmark suite: one markdown table (knob off vs on, ratio, the seed's claim) and QEMU TCG times")
     .option("--json <file>", "also write the results as JSON")

@@ -125,3 +125,12 @@ describe("--stats-json", () => {
     expect(got).toEqual(expected);
   });
 });
+
+describe("shadow86 knobs", () => {
+  it("lists every knob with its default and seed", () => {
+    const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.mjs"), "knobs"], { cwd: root, encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--mmu shadow \(default\) \| tdp/);
+    expect(r.stdout).toMatch(/prev_roots=1\|0 \(default 1\)\n.*seed 004/);
+  });
+});
