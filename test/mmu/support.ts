@@ -5,6 +5,7 @@ import { Machine, type RunResult } from "../../src/machine.js";
 import { loadCoreModule, packageRoot } from "../../src/platform/node.js";
 import type { MmuKnobs, MmuMode } from "../../src/mmu/knobs.js";
 import type { AuditReport } from "../../src/mmu/shadow_mmu.js";
+import { parseModules } from "../../src/cli/args.js";
 
 export interface MmuRun extends RunResult {
   serial: string;
@@ -16,13 +17,17 @@ export interface MmuRun extends RunResult {
 
 export function imagePath(name: string): string { return join(packageRoot(), "guest-images", `${name}.elf`); }
 
-export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = {}, opts: { ramSize?: number; maxInstructions?: bigint } = {}): MmuRun {
+export interface ImageOptions { ramSize?: number; maxInstructions?: bigint; append?: string; initrd?: string; }
+
+export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = {}, opts: ImageOptions = {}): MmuRun {
   const bytes: number[] = [];
   const machine = new Machine({
     module: loadCoreModule(),
     ramSize: opts.ramSize ?? 256 * 1024 * 1024,
     kernel: new Uint8Array(readFileSync(imagePath(name))),
     kernelPath: `guest-images/${name}.elf`,
+    append: opts.append,
+    modules: opts.initrd ? parseModules(opts.initrd).map((m) => ({ data: new Uint8Array(readFileSync(join(packageRoot(), m.path))), cmdline: m.cmdline })) : undefined,
     onSerial: (b) => bytes.push(b),
     maxInstructions: opts.maxInstructions ?? 4_000_000_000n,
     mmu,
@@ -34,7 +39,7 @@ export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = 
   return { ...r, serial: Buffer.from(bytes).toString("latin1"), machine, audit, pages: machine.vm.mmu.pagesInUse };
 }
 
-/** The transcript QEMU printed for an image (test/mmu/expected/NAME.txt). */
+/** The transcript QEMU TCG printed for an image (captured with ../shared/qemu-oracle into test/guest/expected/). */
 export function expectedTranscript(name: string): string {
-  return readFileSync(join(packageRoot(), "test", "mmu", "expected", `${name}.txt`), "latin1");
+  return readFileSync(join(packageRoot(), "test", "guest", "expected", `${name}.txt`), "latin1");
 }

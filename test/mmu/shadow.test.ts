@@ -1,0 +1,132 @@
+/**
+ * The shadow MMU under real guests: prev_roots (seed 004), fast zap in the
+ * middle of a run, recycling under a small n_max_mmu_pages, the PT_WRITE
+ * exit and its default policy, and the negative controls (a broken TLB flush
+ * must make the guest tests fail, or the audit object).
+ */
+import { describe, it, expect } from "vitest";
+import { runImage } from "./support.js";
+import { readFileSync } from "node:fs";
+import { Machine } from "../../src/machine.js";
+import { loadCoreModule } from "../../src/platform/node.js";
+import { imagePath } from "./support.js";
+import { parseKnobs, KnobError } from "../../src/mmu/knobs.js";
+
+const T = 120_000;
+
+describe("prev_roots (seed 004)", () => {
+  it("cr3-switch reuses cached roots with prev_roots on, and builds one per MOV CR3 with it off", () => {
+    const on = runImage("cr3-switch", "shadow", { prev_roots: true });
+    const off = runImage("cr3-switch", "shadow", { prev_roots: false });
+    for (const r of [on, off]) {
+      expect(r.status).toBe(33);
+      expect(r.audit.errors).toBe(0);
+    }
+    expect(on.serial).toBe(off.serial);
+    expect(on.stats.prev_roots_hit).toBeGreaterThan(1000n);
+    expect(off.stats.prev_roots_hit).toBe(0n);
+    // without prev_roots every MOV CR3 loads a root; a hit (or reloading the current CR3) skips that
+    expect(off.stats.mmu_root_alloc).toBeGreaterThanOrEqual(off.stats.cr_exits - 10n);
+    expect(on.stats.mmu_root_alloc).toBeLessThan(off.stats.mmu_root_alloc);
+  }, T);
+});
+
+describe("fast zap and recycling", () => {
+  it("kvm_mmu_zap_all_fast in the middle of pt-torture: everything is rebuilt and the guest still passes", () => {
+    const bytes: number[] = [];
+    const m = new Machine({
+      module: loadCoreModule(), ramSize: 256 * 1024 * 1024, kernel: new Uint8Array(readFileSync(imagePath("pt-torture"))),
+      kernelPath: "guest-images/pt-torture.elf", onSerial: (b) => bytes.push(b), maxInstructions: 1_500_000n, mmu: "shadow",
+    });
+    const first = m.run();
+    expect(first.reason).toBe("instruction-limit");
+    const mmu = m.vm.mmu;
+    m.vm.core.fn.vcpu_bind(m.vm.vcpus[0].base);
+    expect(mmu.pagesInUse).toBeGreaterThan(20);
+    expect(mmu.audit().errors).toBe(0);
+    mmu.fn.mmu_zap_all_fast();
+    // only roots still referenced (current + prev_roots) survive, marked invalid
+    expect(mmu.pagesInUse).toBeLessThanOrEqual(4);
+    expect(mmu.audit().errors).toBe(0);
+    m.opts.maxInstructions = 4_000_000_000n;
+    const r = m.run();
+    const serial = Buffer.from(bytes).toString("latin1");
+    expect(r.status).toBe(33);
+    expect(serial).toMatch(/^ALL PASSED/m);
+    expect(r.stats.mmu_fast_zap).toBe(1n);
+    m.vm.core.fn.vcpu_bind(m.vm.vcpus[0].base);
+    expect(mmu.audit()).toMatchObject({ errors: 0, first: "" });
+  }, T);
+
+  it("a small n_max_mmu_pages recycles the oldest pages (mmu_recycled) and every torture image still passes", () => {
+    for (const image of ["pt-torture", "pt-torture-32", "pt-torture-pae"]) {
+      const r = runImage(image, "shadow", { n_max_mmu_pages: 40 });
+      expect(r.serial).toMatch(/^ALL PASSED/m);
+      expect(r.status).toBe(33);
+      expect(r.stats.mmu_recycled).toBeGreaterThan(0n);
+      expect(r.pages).toBeLessThanOrEqual(40);
+      expect(r.audit).toMatchObject({ errors: 0, first: "" });
+    }
+  }, T);
+
+  it("zap_orphans=1 (children left without parents are zapped too) passes with the audit clean", () => {
+    const r = runImage("forkwait", "shadow", { zap_orphans: true });
+    expect(r.status).toBe(33);
+    expect(r.audit).toMatchObject({ errors: 0, first: "" });
+  }, T);
+});
+
+describe("PT_WRITE exits (default policy: zap the shadow pages holding the written entry)", () => {
+  it("each write to a shadowed page table is one PT_WRITE exit, handled once (mmu_pte_write) and emulated by the core", () => {
+    const r = runImage("demand-fault", "shadow");
+    expect(r.status).toBe(33);
+    const s = r.stats;
+    expect(s.pt_write_exits).toBeGreaterThan(1000n);
+    expect(s.mmu_pte_write).toBeGreaterThanOrEqual(s.pt_write_exits);
+    expect(s.pf_emulate).toBe(s.pt_write_exits);
+    expect(s.mmu_shadow_zapped).toBeGreaterThan(0n);
+    expect(r.audit.errors).toBe(0);
+    // tdp mode never traps page-table writes
+    const t = runImage("demand-fault", "tdp");
+    expect(t.stats.pt_write_exits).toBe(0n);
+    expect(t.serial).toBe(r.serial);
+  }, T);
+  it("rep stosb over a page table and byte-wide andb on PTEs (pt-memset, pte-bitops) log the rep-string facts and pass", () => {
+    for (const image of ["pt-memset", "pte-bitops"]) {
+      const r = runImage(image, "shadow");
+      expect(r.status).toBe(33);
+      expect(r.stats.pt_write_exits).toBeGreaterThan(0n);
+      expect(r.audit).toMatchObject({ errors: 0, first: "" });
+    }
+  }, T);
+});
+
+describe("negative controls: a broken flush is caught", () => {
+  it.each(["tdp", "shadow"] as const)("pt-torture reports FAIL when MOV CR3 does not flush the TLB (--mmu %s)", (mmu) => {
+    const good = runImage("pt-torture", mmu);
+    expect(good.status).toBe(33);
+    const r = runImage("pt-torture", mmu, { broken_flush: "cr3" });
+    expect(r.serial).toMatch(/^FAIL/m);
+    expect(r.status).toBe(35);
+  }, T);
+  it("pte-bitops reports FAIL when INVLPG does not flush (tdp)", () => {
+    const r = runImage("pte-bitops", "tdp", { broken_flush: "invlpg" });
+    expect(r.serial).toMatch(/^FAIL/m);
+    expect(r.status).toBe(35);
+  }, T);
+  it("pte-bitops reports FAIL and the audit finds stale sptes when write-protecting a new page table does not flush (shadow)", () => {
+    const r = runImage("pte-bitops", "shadow", { broken_flush: "wrprot" });
+    expect(r.serial).toMatch(/^FAIL/m);
+    expect(r.status).toBe(35);
+    expect(r.audit.errors).toBeGreaterThan(0);
+  }, T);
+});
+
+describe("knobs", () => {
+  it("parse name=value and reject what they do not know", () => {
+    expect(parseKnobs(["prev_roots=0", "n_max_mmu_pages=100", "broken_flush=cr3"])).toMatchObject({ prev_roots: false, n_max_mmu_pages: 100, broken_flush: "cr3" });
+    expect(() => parseKnobs(["prev_roots=maybe"])).toThrow(KnobError);
+    expect(() => parseKnobs(["nope=1"])).toThrow(/unknown knob "nope"/);
+    expect(() => parseKnobs(["broken_flush=all"])).toThrow(KnobError);
+  });
+});
