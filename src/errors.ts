@@ -50,6 +50,18 @@ export class GuestError extends Shadow86Error {
 }
 
 /**
+ * A live migration failed: the stream is truncated, corrupted, of another
+ * version or inconsistent, or the transport failed. The subject is the
+ * transport (`tcp:127.0.0.1:4444`, `file:vm.mig`).
+ */
+export class MigrationError extends Shadow86Error {
+  constructor(subject: string | null, what: string, options?: { cause?: unknown }) {
+    super(subject, what, options);
+    this.name = "MigrationError";
+  }
+}
+
+/**
  * One line for a user: `"ElfError: path: what"` for a Shadow86Error; for anything
  * else (a bug) the stack when there is one.
  */

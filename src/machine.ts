@@ -22,8 +22,9 @@ import { handlePtWrite } from "./mmu/pte_write.js";
 export interface MachineOptions {
   module: WebAssembly.Module;
   ramSize: number;
-  kernel: Uint8Array;
-  kernelPath: string;
+  /** The kernel to boot; absent for an empty machine that a migration stream restores (src/migration). */
+  kernel?: Uint8Array;
+  kernelPath?: string;
   append?: string;
   /** Multiboot modules (QEMU's -initrd "file args,file args"). */
   modules?: { data: Uint8Array; cmdline: string }[];
@@ -48,7 +49,8 @@ export type StopReason =
   | "shutdown" // triple fault: QEMU -no-reboot exits 0
   | "halted" // HLT with interrupts disabled: it can never wake
   | "internal-error" // an instruction the interpreter does not implement
-  | "instruction-limit";
+  | "instruction-limit"
+  | "paused"; // run()'s `until` was reached: the guest can continue with another run()
 
 export interface RunResult {
   reason: StopReason;
@@ -68,11 +70,14 @@ const TRACE_SLICE = 4096;
 
 export class Machine {
   readonly vm: Vm;
-  readonly boot: MultibootBoot;
+  private readonly booted: MultibootBoot | undefined;
   readonly uart: Uart16550;
   readonly debugExit: DebugExit;
   readonly mmio = new MmioBus();
   readonly lapic: LocalApic;
+  readonly fwCfg: FwCfg;
+  readonly pics: readonly [Pic8259, Pic8259];
+  readonly shutdownPort: ShutdownPort;
   private exitStatus: number | undefined;
   private poweredOff = false;
 
@@ -82,10 +87,13 @@ export class Machine {
     this.debugExit = new DebugExit({ onExit: (s) => { if (this.exitStatus === undefined) this.exitStatus = s; } });
     this.vm.io.register(COM1_BASE, UART_PORT_COUNT, this.uart, "uart16550");
     this.vm.io.register(DEBUG_EXIT_IOBASE, DEBUG_EXIT_IOSIZE, this.debugExit, "isa-debug-exit");
-    this.vm.io.register(FW_CFG_PORT_SEL, 2, new FwCfg({ ramSize: opts.ramSize, cpus: this.vm.vcpus.length }), "fw_cfg");
-    this.vm.io.register(0x20, 2, new Pic8259(), "pic-master");
-    this.vm.io.register(0xa0, 2, new Pic8259(), "pic-slave");
-    this.vm.io.register(SHUTDOWN_PORT, 1, new ShutdownPort(() => { this.poweredOff = true; }), "shutdown");
+    this.fwCfg = new FwCfg({ ramSize: opts.ramSize, cpus: this.vm.vcpus.length });
+    this.pics = [new Pic8259(), new Pic8259()];
+    this.shutdownPort = new ShutdownPort(() => { this.poweredOff = true; });
+    this.vm.io.register(FW_CFG_PORT_SEL, 2, this.fwCfg, "fw_cfg");
+    this.vm.io.register(0x20, 2, this.pics[0], "pic-master");
+    this.vm.io.register(0xa0, 2, this.pics[1], "pic-slave");
+    this.vm.io.register(SHUTDOWN_PORT, 1, this.shutdownPort, "shutdown");
     this.lapic = new LocalApic(0);
     this.mmio.register(APIC_DEFAULT_BASE, 0x1000, this.lapic, "lapic");
     const report = opts.onUnknownAccess;
@@ -93,8 +101,10 @@ export class Machine {
       this.vm.io.onFirstUnknown = (a) => report(`unknown I/O port 0x${a.port.toString(16)} (${a.kind}, ${a.size} byte${a.size > 1 ? "s" : ""}): reads return all ones, writes are ignored`);
       this.mmio.onFirstUnknown = (gpa, kind) => report(`unassigned MMIO at 0x${gpa.toString(16)} (${kind}): reads return all ones, writes are ignored`);
     }
-    this.boot = loadMultiboot(opts.kernel, opts.kernelPath, this.vm, { cmdline: opts.append, modules: opts.modules });
-    this.vm.vcpus[0].setMultibootState(this.boot.entry, this.boot.mbiAddr);
+    if (opts.kernel) {
+      this.booted = loadMultiboot(opts.kernel, opts.kernelPath ?? "kernel", this.vm, { cmdline: opts.append, modules: opts.modules });
+      this.vm.vcpus[0].setMultibootState(this.booted.entry, this.booted.mbiAddr);
+    }
     if (opts.cpu !== undefined) {
       const features = parseCpuModel(opts.cpu, this.vm.core.k);
       for (const v of this.vm.vcpus) v.u32(this.vm.core.k.VCPU_FEATURES, features);
@@ -102,8 +112,18 @@ export class Machine {
     if (opts.trace) for (const v of this.vm.vcpus) opts.trace.attach(v, this.vm.traceRing(v.id));
   }
 
-  /** Run vCPU 0 until the guest stops. `onSlice` is called between run() calls (live stats). */
-  run(onSlice?: (cpu: Vcpu) => void): RunResult {
+  /** What the multiboot loader did (only for a machine created with a kernel). */
+  get boot(): MultibootBoot {
+    if (!this.booted) throw new Error("this machine booted no kernel (it was created empty, for an incoming migration)");
+    return this.booted;
+  }
+
+  /**
+   * Run vCPU 0 until the guest stops. `onSlice` is called between run() calls (live stats).
+   * With `until`, stop as "paused" once the guest has retired that many instructions
+   * (never later); another run() continues exactly there (live migration runs the guest in such slices).
+   */
+  run(onSlice?: (cpu: Vcpu) => void, until?: bigint): RunResult {
     const cpu = this.vm.vcpus[0];
     const start = performance.now();
     const limit = this.opts.maxInstructions ?? 0n;
@@ -116,6 +136,11 @@ export class Machine {
       if (limit > 0n) {
         const left = limit - cpu.instructions;
         if (left <= 0n) return done("instruction-limit", 1, `stopped after ${limit} instructions (--max-instructions)`);
+        if (left < BigInt(budget)) budget = Number(left);
+      }
+      if (until !== undefined) {
+        const left = until - cpu.instructions;
+        if (left <= 0n) return done("paused", 0);
         if (left < BigInt(budget)) budget = Number(left);
       }
       const exit = cpu.enter(budget);

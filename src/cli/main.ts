@@ -10,17 +10,20 @@ import { addRunOptions, runCommand, type RunOptions } from "./run.js";
 import { profileCommand } from "./profile.js";
 import { benchCommand } from "./bench.js";
 import { knobsHelp } from "../mmu/knobs.js";
+import { addMigrationOptions, migrationCommand, type MigrationCliOptions } from "./migrate.js";
 
 const EXIT_HELP = `
 Exit status: as QEMU's with isa-debug-exit: (value << 1) | 1 of the byte the guest
 writes to port 0xf4; 0 after a triple fault (like -no-reboot) or a power-off; 1 when
 shadow86 stops the guest itself (unsupported instruction, halt with no way to wake,
---max-instructions); 2 for bad arguments or images.
+--max-instructions); 2 for bad arguments or images; 4 when an incoming migration is
+refused or lost. A source whose migration completed exits 0 (the guest goes on at the
+destination); one whose migration failed keeps running the guest and exits with its status.
 
 Example: shadow86 -kernel guest-images/hello.elf -m 256M`;
 
-export function main(argv: string[]): number {
-  let status = 0;
+export function main(argv: string[]): number | Promise<number> {
+  let status: number | Promise<number> = 0;
   const program = new Command();
   program
     .name("shadow86")
@@ -30,9 +33,13 @@ export function main(argv: string[]): number {
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stderr.write(s) })
     .showHelpAfterError("(run shadow86 --help for the options)");
 
-  addRunOptions(program.command("run", { isDefault: true }).description("boot a kernel (the default command)"))
+  addMigrationOptions(addRunOptions(program.command("run", { isDefault: true }).description("boot a kernel (the default command)")))
     .addHelpText("after", EXIT_HELP)
-    .action((o: RunOptions) => { status = runCommand(o); });
+    .action((o: MigrationCliOptions) => {
+      if (o.migrate || o.incoming) status = migrationCommand(o);
+      else if (o.json !== undefined || o.migrateAfter !== undefined) { process.stderr.write("shadow86: --json and --migrate-after go with --migrate or --incoming\n"); status = 2; }
+      else status = runCommand(o);
+    });
 
   addRunOptions(program.command("stat").description("boot a kernel and show live kvm_stat-like counters on stderr"))
     .action((o: RunOptions) => { status = runCommand({ ...o, stat: true }); });
@@ -62,4 +69,6 @@ export function main(argv: string[]): number {
   return status;
 }
 
-process.exitCode = main(process.argv.slice(2));
+const status = main(process.argv.slice(2));
+if (typeof status === "number") process.exitCode = status;
+else void status.then((s) => { process.exitCode = s; }); // a rejection is a bug: Node prints its stack, status 1

@@ -10,6 +10,10 @@
  */
 
 import type { IoDevice, IoSize } from "./io_bus.js";
+import { Shadow86Error } from "../errors.js";
+
+/** The first exit request (if any), for migration. */
+export interface DebugExitState { version: 1; exitStatus: number | null; exitValue: number | null; }
 
 export const DEBUG_EXIT_IOBASE = 0xf4;
 export const DEBUG_EXIT_IOSIZE = 4;
@@ -52,5 +56,16 @@ export class DebugExit implements IoDevice {
       this.exitValue = value >>> 0;
     }
     this.onExit(status);
+  }
+
+  saveState(): DebugExitState { return { version: 1, exitStatus: this.exitStatus, exitValue: this.exitValue }; }
+
+  /** Restore what `saveState` returned (does not call onExit); a malformed state is a Shadow86Error. */
+  loadState(state: unknown): void {
+    const s = (state ?? {}) as Partial<Record<keyof DebugExitState, unknown>>;
+    const ok = (v: unknown, max: number) => v === null || (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max);
+    if (s.version !== 1 || !ok(s.exitStatus, 0xff) || !ok(s.exitValue, 0xffffffff)) throw new Shadow86Error("isa-debug-exit state", `malformed: ${JSON.stringify(state)}`);
+    this.exitStatus = s.exitStatus as number | null;
+    this.exitValue = s.exitValue as number | null;
   }
 }

@@ -6,6 +6,10 @@
  * RAM size, CPU counts, and an empty file directory.
  */
 import type { IoDevice, IoSize } from "./io_bus.js";
+import { Shadow86Error } from "../errors.js";
+
+/** fw_cfg's guest-visible state, for migration (the items follow from the machine's configuration). */
+export interface FwCfgState { version: 1; selector: number; offset: number; }
 
 export const FW_CFG_PORT_SEL = 0x510;
 export const FW_CFG_PORT_DATA = 0x511;
@@ -40,6 +44,17 @@ export class FwCfg implements IoDevice {
   ioWrite(port: number, size: IoSize, value: number): void {
     if (port === FW_CFG_PORT_SEL && size >= 2) { this.selector = value & 0xffff; this.offset = 0; }
     else if (port === FW_CFG_PORT_SEL && size === 1) { this.selector = (this.selector & 0xff00) | value; this.offset = 0; }
+  }
+
+  saveState(): FwCfgState { return { version: 1, selector: this.selector, offset: this.offset }; }
+
+  /** Restore what `saveState` returned; a malformed state is a Shadow86Error and changes nothing. */
+  loadState(state: unknown): void {
+    const s = (state ?? {}) as Partial<Record<keyof FwCfgState, unknown>>;
+    const int = (v: unknown, max: number): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
+    if (s.version !== 1 || !int(s.selector, 0xffff) || !int(s.offset, 0xffffffff)) throw new Shadow86Error("fw_cfg state", `malformed: ${JSON.stringify(state)}`);
+    this.selector = s.selector;
+    this.offset = s.offset;
   }
 
   private nextByte(): number {

@@ -5,6 +5,10 @@
  * entries and the timer registers (stored; the timer itself is the SMP issue's).
  */
 import type { MmioDevice, MmioSize } from "./mmio_bus.js";
+import { Shadow86Error } from "../errors.js";
+
+/** The register page (0x400 bytes as 256 u32), for migration. */
+export interface LocalApicState { version: 1; regs: number[]; }
 
 export const APIC_DEFAULT_BASE = 0xfee00000;
 export const APIC_ID = 0x20;
@@ -61,5 +65,18 @@ export class LocalApic implements MmioDevice {
       default:
         if (reg < 0x400) this.regs[reg / 4] = v;
     }
+  }
+
+  saveState(): LocalApicState { return { version: 1, regs: [...this.regs] }; }
+
+  /** Restore what `saveState` returned; a malformed state is a Shadow86Error and changes nothing. */
+  loadState(state: unknown): void {
+    const s = (state ?? {}) as Partial<Record<keyof LocalApicState, unknown>>;
+    const regs = s.regs;
+    if (s.version !== 1 || !Array.isArray(regs) || regs.length !== this.regs.length ||
+        !regs.every((v) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) {
+      throw new Shadow86Error("lapic state", "malformed (want version 1 and 256 32-bit registers)");
+    }
+    this.regs.set(regs as number[]);
   }
 }
