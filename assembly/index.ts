@@ -10,4 +10,4 @@ export {
 export { run } from "./cpu/run";
 export * from "./mmu/exports";
 export { decode_length, decoded_field } from "./debug";
-export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all } from "./bind";
+export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all, mmu_reset_context } from "./bind";

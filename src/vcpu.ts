@@ -104,6 +104,16 @@ export class Vcpu {
     this.vm.core.fn.tlb_flush_all();
   }
 
+  /**
+   * Call after loading CR0/CR3/CR4/EFER or the PDPTRs into a vCPU that has
+   * run (KVM_SET_SREGS): drops the TLB and, in shadow mode, the shadow roots
+   * built for the old paging state (kvm_mmu_reset_context).
+   */
+  pagingStateChanged(): void {
+    this.vm.core.fn.vcpu_bind(this.base);
+    this.vm.core.fn.mmu_reset_context();
+  }
+
   /** KVM_RUN: enter the core for at most `budget` instructions; returns the exit reason. */
   enter(budget: number): ExitName {
     this.vm.core.fn.vcpu_bind(this.base);

@@ -12,6 +12,7 @@ export interface CoreFunctions {
   heap_base(): number;
   memslots_changed(): void;
   tlb_flush_all(): void;
+  mmu_reset_context(): void;
   decode_length(rip: bigint): number;
   decoded_field(i: number): number;
 }

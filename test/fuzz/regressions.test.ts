@@ -60,4 +60,33 @@ describe("fuzz findings stay fixed", () => {
       expect(vcpu.enter(10), mmu).toBe("HLT");
     }
   });
+
+  // Guest fuzzer seed 58 (episode 4 -> 5): after the host loaded new paging
+  // registers into a vCPU that had run (as KVM_SET_SREGS does), the shadow
+  // MMU kept the root built for the old mode (PAE with no present PDPTE) and
+  // trapped (`unreachable` in shadow_translate) on the next fetch. The host
+  // now says so with Vcpu.pagingStateChanged() (kvm_mmu_reset_context).
+  it("the host can reload paging state into a vCPU that has run (shadow MMU)", () => {
+    const vm = new Vm({ module: loadCoreModule(), ramSize: 2 * 1024 * 1024, mmu: "shadow" });
+    const vcpu = vm.vcpus[0]!;
+    const k = vm.core.k;
+    // 1: PAE paging whose PDPTEs are all not present: the first fetch faults, no IDT -> triple fault
+    vcpu.setMultibootState(CODE_ADDR, 0);
+    vcpu.set64(k.VCPU_CR4, 0x20n);
+    vcpu.set64(k.VCPU_CR3, 0x8000n);
+    vcpu.set64(k.VCPU_CR0, 0x80000011n);
+    for (let i = 0; i < 4; i++) vcpu.set64(k.VCPU_PDPTR + i * 8, 0n);
+    vcpu.u32(k.VCPU_IDTR_LIMIT, 0);
+    vcpu.pagingStateChanged();
+    expect(vcpu.enter(10)).toBe("SHUTDOWN");
+    // 2: the host loads flat 32-bit protected mode without paging, as after a reset
+    vcpu.setMultibootState(CODE_ADDR, 0);
+    vcpu.set64(k.VCPU_CR4, 0n);
+    vcpu.set64(k.VCPU_CR3, 0n);
+    vcpu.pagingStateChanged();
+    vm.write(CODE_ADDR, new Uint8Array([0x90, 0xf4])); // nop; hlt
+    expect(vcpu.enter(10)).toBe("HLT");
+    vm.core.fn.vcpu_bind(vcpu.base);
+    expect(vm.mmu.audit().first).toBe("");
+  });
 });
