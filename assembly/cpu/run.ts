@@ -17,7 +17,10 @@ import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
 import { walk_set_ac } from "../mmu/walk";
 import { rep_begin, rep_extra_steps } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS } from "../stats";
-import { AC } from "./state";
+import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
+import { VMB } from "../vm";
+import { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "../mmu/layout";
+import { kvm_check_tlb_and_reload_requests } from "../mmu/tlbflush";
 
 function record_unimplemented(at: u64): void {
   store<u64>(VCPU + EXIT_INTERNAL_RIP, at);
@@ -60,6 +63,12 @@ export function run(budget: i32): i32 {
   stat_inc(STAT_HOST_EXITS);
   let reason = 0;
   while (budget > 0) {
+    // SMP: a kick from another thread ends the slice; remote TLB flush /
+    // MMU reload requests (VM-wide generations, O(1) to raise) are serviced
+    // before the next instruction (kvm_check_request at vcpu_enter_guest)
+    if (atomic.load<u32>(VCPU + VCPU_KICK) != 0) break;
+    if (atomic.load<u32>(VMB + VM_TLB_FLUSH_GEN) != load<u32>(VCPU + MMU_TLB_FLUSH_GEN) ||
+        atomic.load<u32>(VMB + VM_MMU_RELOAD_GEN) != load<u32>(VCPU + MMU_RELOAD_GEN)) kvm_check_tlb_and_reload_requests();
     // external interrupt injection (between instructions, IF=1, no STI shadow)
     const irq = load<i32>(VCPU + VCPU_PENDING_IRQ);
     const shadow = load<u32>(VCPU + VCPU_INTR_SHADOW);
@@ -88,6 +97,9 @@ export function run(budget: i32): i32 {
       deliver_exception(v, exc_has_code, exc_code, at);
       reason = after_delivery(at);
       if (reason != 0) break;
+      // a page-table write before the fault (or by the delivery) must reach
+      // the host's pte-write policy before another instruction runs
+      if (exit_pending == EXIT_PT_WRITE) { reason = EXIT_PT_WRITE; break; }
       continue;
     }
     set_rip(next_ip);

@@ -82,7 +82,7 @@ export function handlePtWrite(vcpu: Vcpu, mmu: ShadowMmu): number {
   if (!w) return 0;
   const k = vcpu.vm.core.k;
   vcpu.vm.core.fn.vcpu_bind(vcpu.base);
-  if (w.overflow) { if (process.env.MMU_DEBUG) console.error("PT_WRITE overflow", w); mmu.fn.mmu_zap_all_fast(); }
+  if (w.overflow) mmu.fn.mmu_zap_all_fast();
   else for (const x of w.writes) kvmMmuPteWrite(mmu, x.gpa, x.size);
   statAdd(vcpu, k.STAT_MMU_PTE_WRITE, BigInt(w.writes.length));
   vcpu.u32(k.EXIT_PT_WRITE_NR, 0);
