@@ -148,6 +148,7 @@ export async function openIncoming(text: string, opts: IncomingOptions = {}): Pr
     };
   }
   const sock = await acceptOne(text, uri.host, uri.port, opts.onListening);
+  let refused = false;
   return {
     uri: text,
     readsToEof: false,
@@ -155,9 +156,17 @@ export async function openIncoming(text: string, opts: IncomingOptions = {}): Pr
     reply(error) {
       if (sock.destroyed || !sock.writable) return Promise.resolve();
       const line = (error === null ? ACK_OK : `ERR ${error.replace(/\n/g, " ")}`) + "\n";
+      if (error !== null) {
+        // the source may still be sending: read and drop the rest, so that closing does not
+        // reset the connection before it has read why (it stops and hangs up when it does)
+        refused = true;
+        sock.on("data", () => undefined);
+        sock.resume();
+        setTimeout(() => sock.destroy(), 10_000).unref();
+      }
       return new Promise((res) => sock.end(line, () => res()));
     },
-    close: () => sock.destroy(),
+    close: () => { if (!refused) sock.destroy(); },
   };
 }
 
@@ -187,7 +196,8 @@ async function* socketChunks(subject: string, sock: Socket): AsyncGenerator<Uint
 
 function acceptOne(subject: string, host: string, port: number, onListening?: (port: number) => void): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const server: Server = createServer({ pauseOnConnect: false }, (sock) => {
+    // half-open: a source that ends its stream early still gets to read why it was refused
+    const server: Server = createServer({ allowHalfOpen: true }, (sock) => {
       server.close(); // one migration per destination
       sock.on("error", () => { /* reported through the chunk iterator */ });
       resolve(sock);
