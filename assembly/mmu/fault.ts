@@ -24,7 +24,7 @@ import {
   kvm_mmu_get_page, sp_role, sp_spt, sp_direct, role_with, role_access, role_level, role_4byte,
   kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn,
 } from "./mmu_page";
-import { SP_PARENT_PTES } from "./layout";
+import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT } from "./layout";
 import { pte_list_add, rmap_add } from "./rmap";
 import { drop_spte, drop_parent_pte, make_mmu_pages_available, kvm_mmu_commit_zap_page, kvm_mmu_zap_all_fast, mmu_topup_memory_caches_reclaim } from "./zap";
 import { kvm_flush_remote_tlbs } from "./tlbflush";
@@ -116,8 +116,11 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
                write_fault: bool, map_writable: bool, host: usize, global: bool): i32 {
   if (!shadow_walk_init(lin)) return RET_PF_RETRY;
   let flush = false;
-  // levels the guest has tables for: indirect pages shadowing them
-  while (indirect && it_level > gw_level) {
+  // levels the guest has tables for: indirect pages shadowing them. A page
+  // used for a translation is not being flooded (clear_sp_write_flooding_count).
+  while (indirect && it_level >= gw_level) {
+    store<u32>(sptep_to_sp(it_sptep) + SP_WRITE_FLOODING_COUNT, 0);
+    if (it_level == gw_level) break;
     if (!is_shadow_present_pte(load<u64>(it_sptep))) {
       const sp = kvm_mmu_get_page(walker_table_gfn(it_level - 1),
                                   kvm_mmu_child_role(it_sptep, false, walker_pt_access(it_level - 1)));
