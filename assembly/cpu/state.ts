@@ -122,6 +122,20 @@ export const PT_WRITE_F_STRING: u32 = 1 << 0; // a string instruction (movs, sto
 export const PT_WRITE_F_REP: u32 = 1 << 1; // ... with a rep prefix
 export const PT_WRITE_F_OVERFLOW: u32 = 1 << 2; // more writes than the log holds
 
+// ---- SMP (src/smp/): words other threads write, so they live in the struct.
+// The host owns them; the core only polls VCPU_KICK.
+export const VCPU_KICK: i32 = 912; // u32: nonzero makes run() return (EXIT_BUDGET) at the next instruction boundary
+export const VCPU_MP_STATE: i32 = 916; // u32 MP_STATE_* (KVM_MP_STATE_*)
+export const VCPU_SIPI_VECTOR: i32 = 920; // u32 vector of the last SIPI
+export const VCPU_APIC_EVENTS: i32 = 924; // u32 APIC_EV_* bits: INIT / SIPI posted by another vCPU
+export const VCPU_APIC_IRR: i32 = 928; // 8 x u32: the local APIC's IRR (set by senders with atomics)
+export const MP_STATE_RUNNABLE: u32 = 0;
+export const MP_STATE_UNINITIALIZED: u32 = 1; // an AP before INIT / SIPI
+export const MP_STATE_INIT_RECEIVED: u32 = 2; // wait-for-SIPI
+export const MP_STATE_HALTED: u32 = 3;
+export const APIC_EV_INIT: u32 = 1 << 0;
+export const APIC_EV_SIPI: u32 = 1 << 1;
+
 // ---- counters: u64 each, indexed by STAT_* (see stats.ts)
 export const VCPU_STATS: i32 = 1024;
 export const VCPU_STATS_MAX: i32 = 128;
