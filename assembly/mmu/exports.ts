@@ -18,9 +18,11 @@ import {
   SP_SIZE, SP_INDEX, SP_HASH_NEXT, SP_GFNS_SIZE, KVM_NUM_MMU_PAGES, PTE_LIST_DESC_SIZE, DESC_MORE, SP_ROOT_COUNT,
   SP_PARENT_PTES,
 } from "./layout";
-import { mmu_lock, mmu_unlock, mmu_topup_memory_caches, mmu_free_memory_caches } from "./cache";
+import { mmu_lock, mmu_unlock, mmu_topup_memory_caches, mmu_free_memory_caches, mmu_cache_nr_desc } from "./cache";
+import { kvm_mmu_update_pte } from "./fault";
 import {
   kvm_mmu_prepare_zap_page, kvm_mmu_commit_zap_page, kvm_mmu_unprotect_page, kvm_mmu_zap_all_fast, kvm_mmu_zap_spte,
+  mmu_page_zap_pte, mmu_topup_memory_caches_reclaim,
 } from "./zap";
 import {
   kvm_mmu_get_page, sp_role, sp_gfn, hash_bucket, is_obsolete_sp, ROLE_DIRECT, ROLE_INVALID, ROLE_HAS_4_BYTE_GPTE,
@@ -108,6 +110,22 @@ export function mmu_zap_sp(sp: usize): void {
 export function mmu_zap_spte(sp: usize, index: i32): i32 {
   mmu_lock();
   const r = kvm_mmu_zap_spte(sp, index);
+  mmu_unlock();
+  return r ? 1 : 0;
+}
+
+// Make spte `index` of a 4 KiB-level indirect page follow the guest entry
+// gpte (hi:lo) (FNAME(update_pte), seed 002). With `topup` the vCPU's object
+// cache is filled first; without it, and with no free pte_list_desc in the
+// cache, the spte is zapped instead (seed 003: never allocate under the lock).
+// Returns 1 if an spte was installed, 0 if it was dropped/zapped.
+export function mmu_update_pte(sp: usize, index: i32, gpte_lo: u32, gpte_hi: u32, topup: i32): i32 {
+  if (topup != 0) mmu_topup_memory_caches_reclaim();
+  mmu_lock();
+  let r = false;
+  if (mmu_cache_nr_desc() == 0) mmu_page_zap_pte(sp, index);
+  else r = kvm_mmu_update_pte(sp, index, (<u64>gpte_hi << 32) | <u64>gpte_lo);
+  kvm_mmu_commit_zap_page();
   mmu_unlock();
   return r ? 1 : 0;
 }

@@ -25,6 +25,11 @@ import {
   kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn,
 } from "./mmu_page";
 import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT } from "./layout";
+import { PT64_RSVD_HIGH, PT64_ADDR_MASK } from "./walk";
+import { mmu_page_zap_pte } from "./zap";
+import { ROLE_DIRECT, ROLE_INVALID, ROLE_EFER_NX } from "./mmu_page";
+import { PT_PRESENT_MASK, PT_DIRTY_MASK, PT64_NX_MASK } from "./spte";
+import { CR4_PGE } from "../cpu/state";
 import { pte_list_add, rmap_add } from "./rmap";
 import { drop_spte, drop_parent_pte, make_mmu_pages_available, kvm_mmu_commit_zap_page, kvm_mmu_zap_all_fast, mmu_topup_memory_caches_reclaim } from "./zap";
 import { kvm_flush_remote_tlbs } from "./tlbflush";
@@ -108,6 +113,30 @@ function mmu_set_spte(sptep: usize, pte_access: u32, gfn: u64, host: usize, writ
   }
   if (flush) kvm_flush_remote_tlbs();
   return wrprot && write_fault ? RET_PF_EMULATE : RET_PF_FIXED;
+}
+
+// FNAME(update_pte) / FNAME(prefetch_gpte): make the spte at `index` of a
+// 4 KiB-level indirect page follow the guest entry `gpte` (just written by
+// the guest) without waiting for a fault (seed 002). Under mmu_lock, with the
+// desc cache topped up. An entry that is not present, not accessed or has
+// reserved bits set is dropped instead. Returns true if an spte was set.
+export function kvm_mmu_update_pte(sp: usize, index: i32, gpte: u64): bool {
+  const role = sp_role(sp);
+  if (role_level(role) != 1 || (role & (ROLE_DIRECT | ROLE_INVALID)) != 0 || index < 0 || index >= 512) return false;
+  const is64 = !role_4byte(role);
+  let bad = (gpte & PT_PRESENT_MASK) == 0 || (gpte & PT_ACCESSED_MASK) == 0;
+  if (is64 && ((gpte & PT64_RSVD_HIGH) != 0 || ((role & ROLE_EFER_NX) == 0 && (gpte & PT64_NX_MASK) != 0))) bad = true;
+  const gfn = is64 ? (gpte & PT64_ADDR_MASK) >> 12 : (gpte & 0xfffff000) >> 12;
+  const h = bad ? -1 : gpa_to_host(gfn << 12);
+  if (h < 0) { mmu_page_zap_pte(sp, index); return false; }
+  const map_writable = (gpa_slot_flags & MEM_READONLY) == 0;
+  let acc: u32 = ACC_EXEC_MASK | (<u32>gpte & (ACC_WRITE_MASK | ACC_USER_MASK));
+  if (is64 && (gpte & PT64_NX_MASK) != 0) acc &= ~ACC_EXEC_MASK;
+  let pte_access = role_access(role) & acc;
+  if ((gpte & PT_DIRTY_MASK) == 0) pte_access &= ~ACC_WRITE_MASK; // protect_clean_gpte
+  const global = (gpte & SPTE_GUEST_GLOBAL) != 0 && (vcpu_load64(VCPU_CR4) & CR4_PGE) != 0;
+  mmu_set_spte(sp_spt(sp) + (<usize>index << 3), pte_access, gfn, <usize>h, false, map_writable, global);
+  return true;
 }
 
 // FNAME(fetch) (indirect: the guest walk is in the walker) and direct_map

@@ -12,7 +12,7 @@ import {
 } from "../cpu/state";
 import { STAT_PT_WRITE_EXITS } from "../stats";
 import {
-  tlb_fill, PAGE_HI, emul_page, emul_host, emul_gpa, emul_icount, emul_set,
+  tlb_fill, PAGE_HI, emul_page, emul_host, emul_gpa, emul_icount, emul_access, emul_set,
   TLB_R_SUP, TLB_W_SUP, TLB_X_SUP, TLB_R_USR, TLB_W_USR, TLB_X_USR, TLB_GLOBAL,
 } from "./tlb";
 import { ACC_WRITE, ACC_FETCH, ACC_IMPLICIT, smap_ac } from "./walk";
@@ -104,7 +104,8 @@ function mmu_reload_if_needed(): void {
 export function shadow_translate(lin: u64, access: u32, cpl3: bool): i64 {
   pt_write_hit = false;
   const off = lin & 0xfff;
-  if ((access & ACC_WRITE) != 0 && (lin & PAGE_HI) == emul_page && icount == emul_icount) {
+  const key = access | (cpl3 ? 0x80000000 : 0);
+  if ((access & ACC_WRITE) != 0 && (lin & PAGE_HI) == emul_page && icount == emul_icount && key == emul_access) {
     pt_write_hit = true;
     shadow_xlat_gpa = emul_gpa | off;
     return <i64>(emul_host + <usize>off);
@@ -123,7 +124,7 @@ export function shadow_translate(lin: u64, access: u32, cpl3: bool): i64 {
       // the leaf is installed read-only: cache it for reads, perform the write once
       spte = load<u64>(it_sptep); // fetch left the iterator at the leaf
       if (is_shadow_present_pte(spte)) tlb_fill(lin, spte_tlb_perms(spte), fault_host, fault_gpa >> 12);
-      emul_set(lin & PAGE_HI, fault_host, fault_gpa & PAGE_HI, icount);
+      emul_set(lin & PAGE_HI, fault_host, fault_gpa & PAGE_HI, icount, key);
       pt_write_hit = true;
       shadow_xlat_gpa = fault_gpa;
       return <i64>(fault_host + <usize>off);

@@ -56,7 +56,10 @@ export let emul_page: u64 = 1; // linear page (1 = none)
 export let emul_host: usize = 0; // host offset of the page
 export let emul_gpa: u64 = 0; // guest-physical page
 export let emul_icount: u64 = 0;
-export function emul_set(page: u64, host: usize, gpa: u64, ic: u64): void { emul_page = page; emul_host = host; emul_gpa = gpa; emul_icount = ic; }
+export let emul_access: u32 = 0; // the access kind (and CPL 3 bit) the guest walk allowed
+export function emul_set(page: u64, host: usize, gpa: u64, ic: u64, access: u32): void {
+  emul_page = page; emul_host = host; emul_gpa = gpa; emul_icount = ic; emul_access = access;
+}
 @inline export function emul_forget(): void { emul_page = 1; }
 
 // Flush everything (CR4 paging bit changes, mode switches) or everything but

@@ -76,6 +76,18 @@ export function kvmMmuPteWrite(mmu: ShadowMmu, gpa: number, bytes: number): numb
   return zapped;
 }
 
+/**
+ * A pte-write policy: what to do with one instruction's page-table writes
+ * (already performed in guest memory). It may call any ShadowMmu primitive:
+ * mmu_zap_sp, mmu_zap_spte, mmu_update_pte, mmu_unprotect_gfn, mmu_zap_all_fast.
+ */
+export type PteWritePolicy = (mmu: ShadowMmu, vcpu: Vcpu, w: PtWriteExit) => void;
+
+/** The default: zap the shadow pages holding each written entry (kvmMmuPteWrite). */
+export const zapPolicy: PteWritePolicy = (mmu, _vcpu, w) => {
+  for (const x of w.writes) kvmMmuPteWrite(mmu, x.gpa, x.size);
+};
+
 /** Handle a vCPU's pending PT_WRITE log (after any exit); returns the writes handled. */
 export function handlePtWrite(vcpu: Vcpu, mmu: ShadowMmu): number {
   const w = readPtWrite(vcpu);
@@ -83,7 +95,7 @@ export function handlePtWrite(vcpu: Vcpu, mmu: ShadowMmu): number {
   const k = vcpu.vm.core.k;
   vcpu.vm.core.fn.vcpu_bind(vcpu.base);
   if (w.overflow) mmu.fn.mmu_zap_all_fast();
-  else for (const x of w.writes) kvmMmuPteWrite(mmu, x.gpa, x.size);
+  else (mmu.pteWritePolicy ?? zapPolicy)(mmu, vcpu, w);
   statAdd(vcpu, k.STAT_MMU_PTE_WRITE, BigInt(w.writes.length));
   vcpu.u32(k.EXIT_PT_WRITE_NR, 0);
   return w.writes.length;

@@ -6,6 +6,7 @@
  */
 import type { Core } from "../core/core.js";
 import { type MmuKnobs, type MmuMode, DEFAULT_KNOBS } from "./knobs.js";
+import type { PteWritePolicy } from "./pte_write.js";
 
 /** The MMU's exports (assembly/mmu/exports.ts). */
 export interface MmuCoreFunctions {
@@ -16,6 +17,7 @@ export interface MmuCoreFunctions {
   mmu_unprotect_gfn(gfn: number): number;
   mmu_zap_sp(sp: number): void;
   mmu_zap_spte(sp: number, index: number): number;
+  mmu_update_pte(sp: number, index: number, gpteLo: number, gpteHi: number, topup: number): number;
   mmu_gfn_next_sp(gfn: number, prev: number): number;
   mmu_sp_role(sp: number): number;
   mmu_sp_gfn(sp: number): number;
@@ -104,6 +106,8 @@ const AUDIT_NAMES = [
 
 export class ShadowMmu {
   readonly fn: MmuCoreFunctions;
+  /** What a PT_WRITE exit does (src/mmu/pte_write.ts); undefined = the default zap policy. */
+  pteWritePolicy?: PteWritePolicy;
   constructor(readonly core: Core, readonly mode: MmuMode, readonly layout: MmuLayout, readonly knobs: MmuKnobs,
               private readonly dv: () => DataView, private readonly vmBase: number) {
     this.fn = mmuFunctions(core);

@@ -17,7 +17,11 @@ export interface MmuRun extends RunResult {
 
 export function imagePath(name: string): string { return join(packageRoot(), "guest-images", `${name}.elf`); }
 
-export interface ImageOptions { ramSize?: number; maxInstructions?: bigint; append?: string; initrd?: string; }
+export interface ImageOptions {
+  ramSize?: number; maxInstructions?: bigint; append?: string; initrd?: string;
+  /** Called with the machine before it runs (e.g. to install a pte-write policy). */
+  setup?: (m: Machine) => void;
+}
 
 export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = {}, opts: ImageOptions = {}): MmuRun {
   const bytes: number[] = [];
@@ -33,6 +37,7 @@ export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = 
     mmu,
     knobs,
   });
+  opts.setup?.(machine);
   const r = machine.run();
   machine.vm.core.fn.vcpu_bind(machine.vm.vcpus[0].base);
   const audit = machine.vm.mmu.audit();
