@@ -68,7 +68,7 @@ export interface RoundReport {
   remaining: number;
   /** Guest pages dirtied per second of this round. */
   dirtyRate: number;
-  /** Estimated link bandwidth, bytes/s. */
+  /** Bytes/s the source moves RAM at (hashing, copying, checksumming and the possibly limited link). */
   bandwidth: number;
   harvestMs: number;
   expectedDowntimeMs: number;
@@ -95,6 +95,8 @@ export interface MigrationSummary {
   expectedDowntimeMs?: number;
   /** Pages sent during the stop-and-copy. */
   stopCopyPages?: number;
+  /** Where the downtime went: the final harvest, the last pages, vCPU/device state and the digest, the destination's checks until its answer. */
+  downtimeParts?: { harvestMs: number; pagesMs: number; stateMs: number; answerMs: number };
   bandwidth: number;
   /** The last round's dirty rate (pages/s). */
   dirtyRate: number;
@@ -179,7 +181,9 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
   const batch = Math.max(1, opts.batchPages ?? 256);
   const maxRounds = Math.max(1, opts.maxRounds ?? 30);
   const maxDowntime = opts.maxDowntimeMs ?? 300;
-  let sendMs = 0;
+  // what moving RAM costs the source per byte: hashing, copying and checksumming a batch, plus
+  // its time on the (limited) link; the downtime estimate divides by this rate
+  let xferMs = 0, xferBytes = 0;
   const insn0 = cpu.instructions;
   const t0 = performance.now();
 
@@ -193,7 +197,6 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
     const t = performance.now();
     await out.write(chunk);
     const ms = performance.now() - t;
-    sendMs += ms;
     summary.bytesSent += chunk.length;
     return { ms, linkMs: maxBw > 0 ? Math.max(ms, (chunk.length / maxBw) * 1000) : ms };
   };
@@ -216,15 +219,21 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
   const b = new RamSectionBuilder(batch);
   const sendPages = async (gfns: Iterable<number>, live: boolean, count: { pages: number; zero: number }): Promise<void> => {
     let n = 0;
+    let tBatch = performance.now();
     const flush = async () => {
       if (b.empty) return;
-      const { ms, linkMs } = await send(b.finish()); // written out: the buffer can be reused
+      const section = b.finish();
+      const buildMs = performance.now() - tBatch;
+      const { ms, linkMs } = await send(section); // written out: the buffer can be reused
+      xferMs += buildMs + linkMs;
+      xferBytes += section.length;
       count.pages += b.pages;
       count.zero += b.zeroPages;
       b.reset();
       n = 0;
       if (live) runGuest(linkMs);
       else await sleep(linkMs - ms); // the stop-and-copy on a limited link takes the link's time
+      tBatch = performance.now();
     };
     for (const gfn of gfns) {
       const host = hostOf(gfn);
@@ -258,7 +267,7 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
     harvestStart = performance.now();
     dirty = [...tracker.harvest()];
     const ms = performance.now() - rs;
-    const bandwidth = linkBandwidth(summary.bytesSent, sendMs, maxBw);
+    const bandwidth = xferBytes / Math.max(xferMs / 1000, 1e-6);
     const report: RoundReport = {
       round, pages: count.pages, zeroPages: count.zero, bytes: summary.bytesSent - bytes0, ms,
       remaining: dirty.length, dirtyRate: dirty.length / Math.max(ms / 1000, 1e-6), bandwidth,
@@ -285,7 +294,9 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
   const stopT = harvestStart;
   summary.switchoverInstructions = Number(cpu.instructions);
   const count = { pages: 0, zero: 0 };
+  const tPages = performance.now();
   await sendPages(dirty, false, count);
+  const tState = performance.now();
   summary.pagesSent += count.pages;
   summary.zeroPages += count.zero;
   summary.stopCopyPages = count.pages + count.zero;
@@ -295,8 +306,11 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
   // RAM has not changed since the last harvest: a content tracker already has every page's hash
   summary.ramDigest = ramDigest(tracker.harvestedHashes?.() ?? livePageHashes(hasher), ranges);
   await send(encodeJsonSection(SectionType.END, { rounds: summary.rounds, pages: summary.pagesSent, zeroPages: summary.zeroPages, ramDigest: summary.ramDigest }));
+  const tAnswer = performance.now();
   await out.finish(opts.ackTimeoutMs ?? 60_000);
-  summary.downtimeMs = performance.now() - stopT;
+  const tEnd = performance.now();
+  summary.downtimeMs = tEnd - stopT;
+  summary.downtimeParts = { harvestMs: tPages - stopT, pagesMs: tState - tPages, stateMs: tAnswer - tState, answerMs: tEnd - tAnswer };
   tracker.stop();
 }
 
@@ -304,11 +318,6 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
 export function mmuConfig(machine: Machine): { mode: string; knobs: Record<string, unknown> } {
   const mmu = machine.vm.mmu;
   return { mode: mmu.mode, knobs: { ...mmu.knobs } };
-}
-
-function linkBandwidth(bytes: number, ms: number, maxBw: number): number {
-  const measured = bytes / Math.max(ms / 1000, 1e-6);
-  return maxBw > 0 ? Math.min(maxBw, measured) : measured;
 }
 
 function sleep(ms: number): Promise<void> {
