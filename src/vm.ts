@@ -87,14 +87,20 @@ export class Vm implements GuestMemory {
     // the shadow MMU's pools: shadow pages, pte_list_descs, hash, rmap, write tracking
     const mmuMode = opts.mmu ?? "shadow";
     const knobs: MmuKnobs = { ...DEFAULT_KNOBS, ...opts.knobs };
-    const mmuLayout = planMmuLayout(this.core.k, align(this.traceBase + maxVcpus * TRACE_RING_BYTES, PAGE), ram, mmuMode, knobs);
+    const mmuStart = align(this.traceBase + maxVcpus * TRACE_RING_BYTES, PAGE);
+    const mmuLayout = planMmuLayout(this.core.k, mmuStart, ram, mmuMode, knobs);
     this.ramBase = align(mmuLayout.end, 16 * MiB);
     // at least 64 KiB after RAM: the decoder reads whole 8-byte words at the
     // end of the last page (and masks off what is not the instruction)
-    const total = this.ramBase + ram + Math.max(opts.guardSize ?? 0, 65536);
+    const guard = Math.max(opts.guardSize ?? 0, 65536);
+    const total = this.ramBase + ram + guard;
     const pages = Math.ceil(total / WASM_PAGE);
     if (pages > CORE_MAX_PAGES) {
-      throw new BootError(null, `guest RAM of ${ram / MiB} MiB does not fit the 4 GiB WebAssembly address space (at most ${Math.floor((CORE_MAX_PAGES * WASM_PAGE - this.ramBase) / MiB)} MiB)`);
+      // the MMU's pools grow with RAM: search for the most RAM that really fits
+      const fits = (mib: number) => align(planMmuLayout(this.core.k, mmuStart, mib * MiB, mmuMode, knobs).end, 16 * MiB) + mib * MiB + guard <= CORE_MAX_PAGES * WASM_PAGE;
+      let lo = 0, hi = 4096;
+      while (lo < hi) { const mid = Math.ceil((lo + hi) / 2); if (fits(mid)) lo = mid; else hi = mid - 1; }
+      throw new BootError(null, `guest RAM of ${ram / MiB} MiB does not fit the 4 GiB WebAssembly address space (at most ${lo} MiB with this MMU mode)`);
     }
     try {
       this.memory.grow(pages - 64);

@@ -242,6 +242,7 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
       episodeLoop: while (res.budgetUsed < budget) {
         const slice = Math.min(host.chance(0.3) ? host.int(1, 64) : host.int(1, maxSlice), budget - res.budgetUsed);
         const before = vcpu.instructions;
+        const excBefore = vcpu.stat(k.STAT_EXCEPTIONS);
         const t = performance.now();
         let exit: ExitName;
         try {
@@ -256,12 +257,13 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
         if (vm.mmu.shadow) handlePtWrite(vcpu, vm.mmu);
         const retired = Number(vcpu.instructions - before);
         res.instructions += retired;
-        res.budgetUsed += exit === "BUDGET" ? slice : Math.min(slice, retired + 1);
+        // budget a non-BUDGET exit used: retired instructions, plus faulting ones (one exception each), plus the exiting one
+        res.budgetUsed += exit === "BUDGET" ? slice : Math.min(slice, retired + Number(vcpu.stat(k.STAT_EXCEPTIONS) - excBefore) + 1);
         res.exits[exit] = (res.exits[exit] ?? 0) + 1;
         const line = `enter(${slice}) -> ${exit} after ${retired} insns, rip 0x${vcpu.rip.toString(16)} cs 0x${vcpu.seg("cs").selector.toString(16)}`;
         tail.push(line);
         if (tail.length > 12) tail.shift();
-        if (opts.trace) opts.trace(`${line}  ${insnAt(vm, vcpu)}`);
+        if (opts.trace) opts.trace(`${line} (${dt.toFixed(1)} ms)  ${insnAt(vm, vcpu)}`);
         opts.afterEnter?.(vm);
         if (retired < 0 || retired > slice) find("budget-overrun", `enter(${slice}) retired ${retired} instructions`);
         if (dt > slowMsPer10k * Math.max(1, slice / 10_000)) find("slow-enter", `enter(${slice}) took ${dt.toFixed(0)} ms; stopped at ${insnAt(vm, vcpu)}`);
