@@ -30,7 +30,10 @@ import {
   is_shadow_present_pte, is_last_spte, is_writable_pte, spte_addr, sptep_to_sp, spte_index, PT_USER_MASK,
   PT64_NX_MASK, PT_WRITABLE_MASK, ACC_WRITE_MASK, ACC_USER_MASK, ACC_EXEC_MASK,
 } from "./spte";
-import { pte_list_count, pte_list_get, pte_list_contains, gfn_to_rmap } from "./rmap";
+import { pte_list_count, pte_list_get, pte_list_contains, gfn_to_rmap, gfn_to_rmap_level, nr_regions } from "./rmap";
+import { lpage_disallowed, lpage_disallow_addr } from "./mmu_page";
+import { is_large_pte } from "./spte";
+import { it_level } from "./fault";
 import { pt_read, PT64_ADDR_MASK } from "./walk";
 import { spte_walk } from "./shadow";
 import { root_level } from "./roots";
@@ -93,12 +96,20 @@ function audit_leaf(sp: usize, index: i32, sptep: usize, spte: u64): void {
   const role = sp_role(sp);
   const level = role_level(role);
   const gfn = kvm_mmu_page_get_gfn(sp, index);
-  if (level != 1) { report(AUDIT_LARGE, sp, index, gfn, spte, 0); return; }
+  const w = is_writable_pte(spte);
+  if (level > 1) {
+    // a large spte: its region is one memslot, host-aligned, and write-tracks nothing if writable
+    const span = <u64>1 << <u64>(9 * (level - 1));
+    const h0 = gpa_to_host(gfn << 12), h1 = gpa_to_host(((gfn + span) << 12) - 1);
+    if ((gfn & (span - 1)) != 0 || level > 3 || h0 < 0 || h1 != h0 + <i64>(span << 12) - 1 || (<u64>h0 & ((span << 12) - 1)) != 0) {
+      report(AUDIT_LARGE, sp, index, gfn, spte, <u64>h0);
+    }
+    if (w && lpage_disallowed(gfn, level)) report(AUDIT_WRITABLE_TRACKED, sp, index, gfn, spte, <u64>level);
+  }
   const h = gpa_to_host(gfn << 12);
   if (h < 0 || <usize>h != spte_addr(spte)) report(AUDIT_HOST, sp, index, gfn, spte, <u64>h);
-  const rm = gfn_to_rmap(gfn);
+  const rm = gfn_to_rmap_level(gfn, level);
   if (rm == 0 || !pte_list_contains(rm, sptep)) report(AUDIT_RMAP_MISSING, sp, index, gfn, spte, 0);
-  const w = is_writable_pte(spte);
   if (w && gfn_track_count(gfn) != 0) report(AUDIT_WRITABLE_TRACKED, sp, index, gfn, spte, 0);
   // rights within the page's role
   const acc = role_access(role);
@@ -112,7 +123,14 @@ function audit_leaf(sp: usize, index: i32, sptep: usize, spte: u64): void {
   // the guest's own entry
   const is64 = (role & ROLE_HAS_4_BYTE_GPTE) == 0;
   const gpte = guest_entry(sp, index);
-  const ggfn = is64 ? (gpte & PT64_ADDR_MASK) >> 12 : (gpte & 0xfffff000) >> 12;
+  let ggfn = is64 ? (gpte & PT64_ADDR_MASK) >> 12 : (gpte & 0xfffff000) >> 12;
+  if (level > 1) {
+    // the guest entry is a large page of the same level (a 32-bit 4 MiB page: this half of it)
+    const large = (gpte & 0x80) != 0 && (is64 || (role & ROLE_CR4_PSE) != 0);
+    if (!large) { report(AUDIT_GPTE, sp, index, gfn, spte, gpte); return; }
+    if (is64) ggfn &= ~((<u64>1 << <u64>(9 * (level - 1))) - 1);
+    else ggfn = ((gpte & 0xffc00000) >> 12) + (<u64>(index & 1) << 9);
+  }
   if ((gpte & 0x21) != 0x21 || ggfn != gfn) { report(AUDIT_GPTE, sp, index, gfn, spte, gpte); return; }
   const gacc = gpte_acc(gpte, is64);
   const dirty = (gpte & 0x40) != 0;
@@ -249,7 +267,7 @@ export function kvm_mmu_audit(): i32 {
         let ok = p >= spt_base && p < spt_base + <usize>pool * 4096 && is_shadow_present_pte(s) && <i64>spte_addr(s) == host;
         if (ok) {
           const owner = hdr_base + ((p - spt_base) >> 12) * <usize>SP_SIZE;
-          ok = (load<u32>(owner + SP_FLAGS) & SPF_IN_USE) != 0 && is_last_spte(s, role_level(sp_role(owner))) &&
+          ok = (load<u32>(owner + SP_FLAGS) & SPF_IN_USE) != 0 && role_level(sp_role(owner)) == 1 &&
                kvm_mmu_page_get_gfn(owner, spte_index(p)) == gfn;
         }
         if (!ok) report(AUDIT_RMAP_STALE, 0, i, gfn, s, <u64>p);
@@ -265,6 +283,38 @@ export function kvm_mmu_audit(): i32 {
     }
     if (c != t) report(AUDIT_TRACK_COUNT, 0, -1, gfn, <u64>t, <u64>c);
   }
+  // large-spte rmaps and disallow_lpage counts, region by region
+  for (let level = 2; level <= 3; level++) {
+    const nreg = <u32>nr_regions(level);
+    const shift = <u64>(9 * (level - 1));
+    for (let r: u32 = 0; r < nreg; r++) {
+      const base = <u64>r << shift;
+      const rh = gfn_to_rmap_level(base, level);
+      if (rh != 0 && load<u32>(rh) != 0) {
+        descs += list_descs(rh);
+        const n = pte_list_count(rh);
+        const host = gpa_to_host(base << 12);
+        for (let i = 0; i < n; i++) {
+          const p = pte_list_get(rh, i);
+          const s = load<u64>(p);
+          let ok = p >= spt_base && p < spt_base + <usize>pool * 4096 && is_shadow_present_pte(s) && is_large_pte(s) && <i64>spte_addr(s) == host;
+          if (ok) {
+            const owner = hdr_base + ((p - spt_base) >> 12) * <usize>SP_SIZE;
+            ok = (load<u32>(owner + SP_FLAGS) & SPF_IN_USE) != 0 && role_level(sp_role(owner)) == level &&
+                 kvm_mmu_page_get_gfn(owner, spte_index(p)) == base;
+          }
+          if (!ok) report(AUDIT_RMAP_STALE, 0, i, base, s, <u64>p);
+        }
+      }
+      const la = lpage_disallow_addr(base, level);
+      if (la != 0) {
+        let tracked: u32 = 0;
+        const end = base + (<u64>1 << shift) < <u64>nr ? base + (<u64>1 << shift) : <u64>nr;
+        for (let g = base; g < end; g++) tracked += gfn_track_count(g);
+        if (tracked != load<u32>(la)) report(AUDIT_TRACK_COUNT, 0, -3, base, <u64>tracked, <u64>load<u32>(la));
+      }
+    }
+  }
   const cached_desc = load<u32>(VCPU + MMU_CACHE_DESC_NR);
   if (descs + load<u32>(VMB + VM_DESC_FREE_NR) + cached_desc != load<u32>(VMB + VM_DESC_NR)) {
     report(AUDIT_POOL, 0, -2, 0, <u64>descs, <u64>load<u32>(VMB + VM_DESC_FREE_NR));
@@ -279,7 +329,9 @@ export function kvm_mmu_audit(): i32 {
       const lin = tag & ~<u64>0xfff;
       const spte = spte_walk(lin);
       const host = <usize>load<u32>(e + 8);
-      if (!is_shadow_present_pte(spte) || spte_addr(spte) != host) { report(AUDIT_TLB, 0, i, lin >> 12, spte, tag); continue; }
+      let shost = spte_addr(spte);
+      if (it_level > 1) shost += <usize>(((lin >> 12) & ((<u64>1 << <u64>(9 * (it_level - 1))) - 1)) << 12);
+      if (!is_shadow_present_pte(spte) || shost != host) { report(AUDIT_TLB, 0, i, lin >> 12, spte, tag); continue; }
       const w = (spte & PT_WRITABLE_MASK) != 0, u = (spte & PT_USER_MASK) != 0, x = (spte & PT64_NX_MASK) == 0;
       let allowed: u64 = TLB_R_SUP | (w ? TLB_W_SUP : 0) | (x ? TLB_X_SUP : 0);
       if (u) allowed |= TLB_R_USR | (w ? TLB_W_USR : 0) | (x ? TLB_X_USR : 0);

@@ -5,7 +5,7 @@ export {
   VM_MMU_MODE, VM_N_MAX_MMU_PAGES, VM_N_USED_MMU_PAGES, VM_SP_POOL_NR, VM_DESC_NR, VM_DESC_FREE_NR, VM_SP_FREE_NR,
   VM_INDIRECT_SHADOW_PAGES, VM_MMU_VALID_GEN, VM_KNOB_PREV_ROOTS, VM_KNOB_BROKEN_FLUSH, VM_KNOB_ZAP_ORPHANS,
   VM_AUDIT_ERRORS, VM_AUDIT_CODE, VM_AUDIT_SP, VM_AUDIT_INDEX, VM_AUDIT_GFN, VM_AUDIT_SPTE, VM_AUDIT_DETAIL,
-  VM_AUDIT_CHECKED, MMU_MODE_TDP, MMU_MODE_SHADOW, BROKEN_FLUSH_INVLPG, BROKEN_FLUSH_CR3, BROKEN_FLUSH_WRPROT,
+  VM_AUDIT_CHECKED, VM_KNOB_LARGE_SPTES, MMU_MODE_TDP, MMU_MODE_SHADOW, BROKEN_FLUSH_INVLPG, BROKEN_FLUSH_CR3, BROKEN_FLUSH_WRPROT,
   SP_SIZE, SPT_SIZE, SP_GFNS_SIZE, KVM_NUM_MMU_PAGES, PTE_LIST_DESC_SIZE, PTE_LIST_EXT, KVM_PERMILLE_MMU_PAGES,
   KVM_MIN_ALLOC_MMU_PAGES, SP_POOL_SLACK, DESCS_PER_MMU_PAGE, VCPU_MMU_END,
 } from "./layout";
@@ -16,7 +16,7 @@ import {
   VM_GFN_TRACK_BASE, VM_NR_GFNS, VM_KNOB_PREV_ROOTS, VM_MMU_VALID_GEN, VM_N_USED_MMU_PAGES, VM_ACTIVE_HEAD,
   VM_ACTIVE_TAIL, VM_INDIRECT_SHADOW_PAGES, VM_MMU_LOCK, VM_POOL_LOCK,
   SP_SIZE, SP_INDEX, SP_HASH_NEXT, SP_GFNS_SIZE, KVM_NUM_MMU_PAGES, PTE_LIST_DESC_SIZE, DESC_MORE, SP_ROOT_COUNT,
-  SP_PARENT_PTES,
+  SP_PARENT_PTES, VM_RMAP_BASE_2M, VM_RMAP_BASE_1G, VM_LPAGE_BASE_2M, VM_LPAGE_BASE_1G,
 } from "./layout";
 import { mmu_lock, mmu_unlock, mmu_topup_memory_caches, mmu_free_memory_caches, mmu_cache_nr_desc } from "./cache";
 import { kvm_mmu_update_pte } from "./fault";
@@ -29,7 +29,7 @@ import {
   role_level, role_quadrant, kvm_page_table_hashfn, gfn_track_count,
 } from "./mmu_page";
 import { kvm_mmu_audit } from "./audit";
-import { pte_list_add, pte_list_remove, pte_list_count, pte_list_get } from "./rmap";
+import { pte_list_add, pte_list_remove, pte_list_count, pte_list_get, nr_regions } from "./rmap";
 
 // Lay the MMU's pools out at the addresses the host chose (kvm_mmu_init_vm).
 export function kvm_mmu_vm_init(mode: u32, n_max: u32, pool_nr: u32, hdr_base: usize, spt_base: usize, gfns_base: usize,
@@ -82,6 +82,19 @@ export function kvm_mmu_vm_init(mode: u32, n_max: u32, pool_nr: u32, hdr_base: u
 }
 
 export { kvm_mmu_audit };
+
+// The large-spte structures (rmaps and disallow_lpage counts per 2 MiB and
+// 1 GiB region), zeroed here; 0 bases disable large sptes.
+export function kvm_mmu_vm_init_lpage(rmap_2m: usize, rmap_1g: usize, lpage_2m: usize, lpage_1g: usize): void {
+  store<u32>(VMB + VM_RMAP_BASE_2M, <u32>rmap_2m);
+  store<u32>(VMB + VM_RMAP_BASE_1G, <u32>rmap_1g);
+  store<u32>(VMB + VM_LPAGE_BASE_2M, <u32>lpage_2m);
+  store<u32>(VMB + VM_LPAGE_BASE_1G, <u32>lpage_1g);
+  if (rmap_2m != 0) memory.fill(rmap_2m, 0, <usize>nr_regions(2) << 2);
+  if (rmap_1g != 0) memory.fill(rmap_1g, 0, <usize>nr_regions(3) << 2);
+  if (lpage_2m != 0) memory.fill(lpage_2m, 0, <usize>nr_regions(2) << 2);
+  if (lpage_1g != 0) memory.fill(lpage_1g, 0, <usize>nr_regions(3) << 2);
+}
 
 // Zap everything (kvm_mmu_zap_all_fast); the vCPUs reload their roots.
 export function mmu_zap_all_fast(): void {

@@ -24,7 +24,10 @@ import {
   kvm_mmu_get_page, sp_role, sp_spt, sp_direct, role_with, role_access, role_level, role_4byte,
   kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn,
 } from "./mmu_page";
-import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT } from "./layout";
+import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT, VM_KNOB_LARGE_SPTES } from "./layout";
+import { VM_NR_SLOTS, VM_SLOTS, MEMSLOT_SIZE, MEMSLOT_BASE_GFN, MEMSLOT_NPAGES, MEMSLOT_HOST } from "../vm";
+import { lpage_disallowed, sp_level } from "./mmu_page";
+import { is_large_pte, PT_PAGE_SIZE_MASK } from "./spte";
 import { PT64_RSVD_HIGH, PT64_ADDR_MASK } from "./walk";
 import { mmu_page_zap_pte } from "./zap";
 import { ROLE_DIRECT, ROLE_INVALID, ROLE_EFER_NX } from "./mmu_page";
@@ -98,9 +101,15 @@ function mmu_set_spte(sptep: usize, pte_access: u32, gfn: u64, host: usize, writ
   }
   let spte = make_spte(access, host, map_writable) | PT_ACCESSED_MASK;
   if (global) spte |= SPTE_GUEST_GLOBAL;
+  const level = sp_level(sp);
+  if (level > 1) spte |= PT_PAGE_SIZE_MASK;
   const old = load<u64>(sptep);
   let flush = false;
-  if (is_shadow_present_pte(old) && spte_addr(old) != host) {
+  if (is_shadow_present_pte(old) && level > 1 && !is_large_pte(old)) {
+    // a link to a page below becomes a large spte: cut it
+    drop_parent_pte(spte_to_child_sp(old), sptep);
+    flush = true;
+  } else if (is_shadow_present_pte(old) && spte_addr(old) != host) {
     drop_spte(sp, idx);
     flush = true;
   }
@@ -109,7 +118,7 @@ function mmu_set_spte(sptep: usize, pte_access: u32, gfn: u64, host: usize, writ
   } else {
     kvm_mmu_page_set_gfn(sp, idx, gfn);
     mmu_spte_set(sptep, spte);
-    rmap_add(sptep, gfn);
+    rmap_add(sptep, gfn, level);
   }
   if (flush) kvm_flush_remote_tlbs();
   return wrprot && write_fault ? RET_PF_EMULATE : RET_PF_FIXED;
@@ -141,16 +150,52 @@ export function kvm_mmu_update_pte(sp: usize, index: i32, gpte: u64): bool {
 
 // FNAME(fetch) (indirect: the guest walk is in the walker) and direct_map
 // (paging off): make the shadow path for `lin` and set the leaf.
+// The largest level (2 = 2 MiB, 3 = 1 GiB) at most `max_level` at which one
+// large spte may map gfn's region: the large_sptes knob is on, no gfn in the
+// region is write-tracked (disallow_lpage), the region lies in one memslot,
+// and its host address is aligned to the page size (host_mapping_level).
+function host_mapping_level(gfn: u64, max_level: i32): i32 {
+  if (load<u32>(VMB + VM_KNOB_LARGE_SPTES) == 0) return 1;
+  for (let level = max_level; level >= 2; level--) {
+    const span = <u64>1 << <u64>(9 * (level - 1));
+    const base = gfn & ~(span - 1);
+    if (lpage_disallowed(base, level)) continue;
+    const host = slot_host_for_range(base, span);
+    if (host < 0 || (<u64>host & ((span << 12) - 1)) != 0) continue;
+    return level;
+  }
+  return 1;
+}
+// Host offset of gfns [base, base + n) if one memslot holds them all, else -1.
+function slot_host_for_range(base: u64, n: u64): i64 {
+  const nr = load<u32>(VMB + VM_NR_SLOTS);
+  for (let i: u32 = 0; i < nr; i++) {
+    const s = VMB + VM_SLOTS + <usize>(i * MEMSLOT_SIZE);
+    const sb = load<u64>(s + MEMSLOT_BASE_GFN);
+    if (base >= sb && base + n <= sb + load<u64>(s + MEMSLOT_NPAGES)) return <i64>(load<u64>(s + MEMSLOT_HOST) + ((base - sb) << 12));
+  }
+  return -1;
+}
+
+// FNAME(fetch) (indirect: the guest walk is in the walker) and direct_map
+// (paging off): make the shadow path for `lin` and set the leaf, a large
+// spte where host_mapping_level allows one below a large guest page.
 function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: bool,
                write_fault: bool, map_writable: bool, host: usize, global: bool): i32 {
   if (!shadow_walk_init(lin)) return RET_PF_RETRY;
   let flush = false;
+  const top = it_level;
   // levels the guest has tables for: indirect pages shadowing them. A page
   // used for a translation is not being flooded (clear_sp_write_flooding_count).
   while (indirect && it_level >= gw_level) {
     store<u32>(sptep_to_sp(it_sptep) + SP_WRITE_FLOODING_COUNT, 0);
     if (it_level == gw_level) break;
-    if (!is_shadow_present_pte(load<u64>(it_sptep))) {
+    let spte = load<u64>(it_sptep);
+    if (is_shadow_present_pte(spte) && is_large_pte(spte)) {
+      mmu_page_zap_pte(sptep_to_sp(it_sptep), spte_index(it_sptep));
+      spte = 0;
+    }
+    if (!is_shadow_present_pte(spte)) {
       const sp = kvm_mmu_get_page(walker_table_gfn(it_level - 1),
                                   kvm_mmu_child_role(it_sptep, false, walker_pt_access(it_level - 1)));
       if (sp == 0) return RET_PF_RETRY;
@@ -158,16 +203,28 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
     }
     if (!shadow_walk_next(lin)) return RET_PF_RETRY;
   }
+  // The large-page level is decided only now: shadowing the guest's tables
+  // above may just have write-tracked a gfn in this very region
+  // (kvm_mmu_hugepage_adjust after the indirect levels).
+  let goal = 1;
+  if (!indirect) goal = host_mapping_level(gfn, top);
+  else if (gw_level > 1) goal = host_mapping_level(gfn, gw_level < top ? gw_level : top);
   // below a large guest page (or everything when paging is off): direct pages
-  while (it_level > 1) {
+  while (it_level > goal) {
     let spte = load<u64>(it_sptep);
     if (is_shadow_present_pte(spte)) {
-      // validate_direct_spte: a direct page made for other rights (e.g. before D was set)
-      const child = spte_to_child_sp(spte);
-      if (sp_direct(child) && role_access(sp_role(child)) != pte_access) {
-        drop_parent_pte(child, it_sptep);
-        flush = true;
+      if (is_large_pte(spte)) {
+        // drop_large_spte: now mapped below (e.g. its region became write-tracked, seed 001)
+        mmu_page_zap_pte(sptep_to_sp(it_sptep), spte_index(it_sptep));
         spte = 0;
+      } else {
+        // validate_direct_spte: a direct page made for other rights (e.g. before D was set)
+        const child = spte_to_child_sp(spte);
+        if (sp_direct(child) && role_access(sp_role(child)) != pte_access) {
+          drop_parent_pte(child, it_sptep);
+          flush = true;
+          spte = 0;
+        }
       }
     }
     if (!is_shadow_present_pte(spte)) {
@@ -179,6 +236,12 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
     if (!shadow_walk_next(lin)) return RET_PF_RETRY;
   }
   if (flush) kvm_flush_remote_tlbs();
+  if (it_level > 1) {
+    // a large spte maps the whole region from its first page
+    const span: u64 = (<u64>1 << (9 * <u64>(it_level - 1))) - 1;
+    const base = gfn & ~span;
+    return mmu_set_spte(it_sptep, pte_access, base, host - <usize>((gfn - base) << 12), write_fault, map_writable, global);
+  }
   return mmu_set_spte(it_sptep, pte_access, gfn, host, write_fault, map_writable, global);
 }
 

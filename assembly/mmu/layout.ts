@@ -49,6 +49,13 @@ export const VM_AUDIT_GFN: i32 = 2192; // u64
 export const VM_AUDIT_SPTE: i32 = 2200; // u64
 export const VM_AUDIT_DETAIL: i32 = 2208; // u64 (what was expected)
 export const VM_AUDIT_CHECKED: i32 = 2216; // u32 sptes checked
+// large sptes: rmaps and "disallow large page" counts per 2 MiB / 1 GiB region
+// (KVM's slot->arch.rmap[level] and lpage_info.disallow_lpage)
+export const VM_RMAP_BASE_2M: i32 = 2224; // u32 rmap heads, one u32 per 2 MiB region
+export const VM_RMAP_BASE_1G: i32 = 2228; // u32 ... per 1 GiB region
+export const VM_LPAGE_BASE_2M: i32 = 2232; // u32 disallow_lpage, one u32 per 2 MiB region
+export const VM_LPAGE_BASE_1G: i32 = 2236; // u32 ... per 1 GiB region
+export const VM_KNOB_LARGE_SPTES: i32 = 2240; // 1: map large guest pages with large sptes when nothing forbids it
 
 export const MMU_MODE_TDP: u32 = 0;
 export const MMU_MODE_SHADOW: u32 = 1;

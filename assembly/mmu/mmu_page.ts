@@ -7,7 +7,7 @@ import { stat_inc } from "../cpu/state";
 import { STAT_MMU_CACHE_MISS } from "../stats";
 import {
   VM_HASH_BASE, VM_ACTIVE_HEAD, VM_ACTIVE_TAIL, VM_N_USED_MMU_PAGES, VM_MMU_VALID_GEN, VM_GFN_TRACK_BASE,
-  VM_NR_GFNS, VM_INDIRECT_SHADOW_PAGES, VM_SP_SPT_BASE, VM_SP_GFNS_BASE, VM_SP_HDR_BASE, VM_MMU_WRITE_PROTECT_ALL_INDICATOR,
+  VM_NR_GFNS, VM_INDIRECT_SHADOW_PAGES, VM_LPAGE_BASE_2M, VM_LPAGE_BASE_1G, VM_SP_SPT_BASE, VM_SP_GFNS_BASE, VM_SP_HDR_BASE, VM_MMU_WRITE_PROTECT_ALL_INDICATOR,
   SP_SIZE, SP_ROLE, SP_GFN, SP_SPT, SP_GFNS, SP_PARENT_PTES, SP_HASH_NEXT, SP_LINK_PREV, SP_LINK_NEXT,
   SP_MMU_VALID_GEN, SP_ROOT_COUNT, SP_UNSYNC, SP_WRITE_FLOODING_COUNT, SP_POSSIBLE_WRITABLE_SPTES, SP_FLAGS,
   SP_POSSIBLE_WRITABLE_SPTE_BITMAP, SP_MMU_WRITE_PROTECT_ALL_GEN, SP_INDEX, SPF_IN_USE, SPF_ON_ACTIVE,
@@ -138,11 +138,34 @@ export function gfn_track_count(gfn: u64): u32 {
   return a == 0 ? 0 : <u32>load<u16>(a);
 }
 
+// How many write-tracked gfns lie in gfn's 2 MiB (level 2) or 1 GiB (level 3)
+// region: a large spte may map the region only while this is 0
+// (lpage_info.disallow_lpage; kvm_mmu_gfn_disallow_lpage / allow_lpage).
+export function lpage_disallow_addr(gfn: u64, level: i32): usize {
+  const idx = gfn >> <u64>(9 * (level - 1));
+  const shift = <u64>(9 * (level - 1));
+  const n = (<u64>load<u32>(VMB + VM_NR_GFNS) + (<u64>1 << shift) - 1) >> shift;
+  const base = <usize>load<u32>(VMB + (level == 2 ? VM_LPAGE_BASE_2M : VM_LPAGE_BASE_1G));
+  if (idx >= n || base == 0) return 0;
+  return base + (<usize>idx << 2);
+}
+export function lpage_disallowed(gfn: u64, level: i32): bool {
+  const a = lpage_disallow_addr(gfn, level);
+  return a != 0 && load<u32>(a) != 0;
+}
+function lpage_account(gfn: u64, delta: i32): void {
+  for (let level = 2; level <= 3; level++) {
+    const a = lpage_disallow_addr(gfn, level);
+    if (a != 0) store<u32>(a, <u32>(<i32>load<u32>(a) + delta));
+  }
+}
+
 function account_shadowed(gfn: u64): void {
   store<u32>(VMB + VM_INDIRECT_SHADOW_PAGES, load<u32>(VMB + VM_INDIRECT_SHADOW_PAGES) + 1);
   const a = gfn_track_addr(gfn);
   if (a == 0) return;
   store<u16>(a, load<u16>(a) + 1);
+  lpage_account(gfn, 1);
   if (rmap_write_protect(gfn)) kvm_flush_remote_tlbs_wrprot();
 }
 export function unaccount_shadowed(gfn: u64): void {
@@ -150,6 +173,7 @@ export function unaccount_shadowed(gfn: u64): void {
   const a = gfn_track_addr(gfn);
   if (a == 0) return;
   store<u16>(a, load<u16>(a) - 1);
+  lpage_account(gfn, -1);
 }
 
 // ---- allocation

@@ -6,7 +6,7 @@
 // ones after it are always full, so `tail_count` is stable.
 import { VMB } from "../vm";
 import {
-  VM_RMAP_BASE, VM_NR_GFNS, PTE_LIST_EXT, DESC_MORE, DESC_SPTE_COUNT, DESC_TAIL_COUNT, DESC_SPTES,
+  VM_RMAP_BASE, VM_NR_GFNS, VM_RMAP_BASE_2M, VM_RMAP_BASE_1G, PTE_LIST_EXT, DESC_MORE, DESC_SPTE_COUNT, DESC_TAIL_COUNT, DESC_SPTES,
 } from "./layout";
 import { mmu_cache_alloc_desc, mmu_free_pte_list_desc } from "./cache";
 import { is_writable_pte, mmu_spte_update, PT_WRITABLE_MASK, SPTE_MMU_WRITEABLE } from "./spte";
@@ -117,12 +117,27 @@ export function gfn_to_rmap(gfn: u64): usize {
   return <usize>load<u32>(VMB + VM_RMAP_BASE) + (<usize>gfn << 2);
 }
 
-export function rmap_add(sptep: usize, gfn: u64): void {
-  const h = gfn_to_rmap(gfn);
+// Regions of 2 MiB (level 2) or 1 GiB (level 3) pages: how many cover guest RAM.
+export function nr_regions(level: i32): u64 {
+  const shift = <u64>(9 * (level - 1));
+  return (<u64>load<u32>(VMB + VM_NR_GFNS) + (<u64>1 << shift) - 1) >> shift;
+}
+// The rmap head for the large sptes of `level` that map gfn's region
+// (gfn_to_rmap(gfn, level)); level 1 is the 4 KiB rmap.
+export function gfn_to_rmap_level(gfn: u64, level: i32): usize {
+  if (level == 1) return gfn_to_rmap(gfn);
+  const idx = gfn >> <u64>(9 * (level - 1));
+  if (idx >= nr_regions(level)) return 0;
+  const base = <usize>load<u32>(VMB + (level == 2 ? VM_RMAP_BASE_2M : VM_RMAP_BASE_1G));
+  return base == 0 ? 0 : base + (<usize>idx << 2);
+}
+
+export function rmap_add(sptep: usize, gfn: u64, level: i32): void {
+  const h = gfn_to_rmap_level(gfn, level);
   if (h != 0) pte_list_add(h, sptep);
 }
-export function rmap_remove(sptep: usize, gfn: u64): bool {
-  const h = gfn_to_rmap(gfn);
+export function rmap_remove(sptep: usize, gfn: u64, level: i32): bool {
+  const h = gfn_to_rmap_level(gfn, level);
   if (h == 0) return false;
   return pte_list_remove(h, sptep);
 }
@@ -137,15 +152,19 @@ export function spte_write_protect(sptep: usize, pt_protect: bool): bool {
   return mmu_spte_update(sptep, n);
 }
 
-// Write-protect every spte of `gfn` (rmap_write_protect); true if the TLBs
-// must be flushed.
+// Write-protect every spte that maps `gfn`, the large ones covering it
+// included: they stay, read-only (seed 001), until a write fault maps the
+// region with 4 KiB sptes (kvm_mmu_slot_gfn_write_protect / rmap_write_protect).
+// True if the TLBs must be flushed.
 export function rmap_write_protect(gfn: u64): bool {
-  const h = gfn_to_rmap(gfn);
-  if (h == 0) return false;
   let flush = false;
-  const n = pte_list_count(h);
-  for (let i = 0; i < n; i++) {
-    if (spte_write_protect(pte_list_get(h, i), true)) flush = true;
+  for (let level = 1; level <= 3; level++) {
+    const h = gfn_to_rmap_level(gfn, level);
+    if (h == 0) continue;
+    const n = pte_list_count(h);
+    for (let i = 0; i < n; i++) {
+      if (spte_write_protect(pte_list_get(h, i), true)) flush = true;
+    }
   }
   return flush;
 }

@@ -132,8 +132,14 @@ export function shadow_translate(lin: u64, access: u32, cpl3: bool): i64 {
     if (++tries > 8) unreachable(); // the fault did not fix the spte: an MMU bug
   }
   if ((spte & PT_ACCESSED_MASK) == 0) store<u64>(leaf_sptep, spte | PT_ACCESSED_MASK);
-  const host = spte_addr(spte);
-  const gfn = kvm_mmu_page_get_gfn(sptep_to_sp(leaf_sptep), spte_index(leaf_sptep));
+  let host = spte_addr(spte);
+  let gfn = kvm_mmu_page_get_gfn(sptep_to_sp(leaf_sptep), spte_index(leaf_sptep));
+  if (it_level > 1) {
+    // a large spte: the 4 KiB page within it
+    const sub = (lin >> 12) & ((<u64>1 << <u64>(9 * (it_level - 1))) - 1);
+    host += <usize>(sub << 12);
+    gfn += sub;
+  }
   tlb_fill(lin, spte_tlb_perms(spte), host, gfn);
   shadow_xlat_gpa = (gfn << 12) | off;
   return <i64>(host + <usize>off);

@@ -31,7 +31,7 @@ let zap_flush_needed: bool = false;
 export function drop_spte(sp: usize, index: i32): void {
   const sptep = sp_spt(sp) + (<usize>index << 3);
   const old = mmu_spte_clear(sptep);
-  if (is_shadow_present_pte(old)) rmap_remove(sptep, kvm_mmu_page_get_gfn(sp, index));
+  if (is_shadow_present_pte(old)) rmap_remove(sptep, kvm_mmu_page_get_gfn(sp, index), sp_level(sp));
 }
 
 // Cut the link from an upper spte to `child` (drop_parent_pte).

@@ -17,16 +17,19 @@ export interface MmuKnobs {
   n_max_mmu_pages: number;
   /** Zapping a shadow page also zaps its children that are left without a parent (KVM keeps them until recycled). */
   zap_orphans: boolean;
+  /** Map large guest pages (and paging-off RAM) with 2 MiB sptes where no write-tracked gfn and no memslot edge is in the way (KVM's huge pages); 0 maps them with direct 4 KiB shadow pages. */
+  large_sptes: boolean;
   /** Test only: skip one kind of TLB flush, so a guest test can prove it notices stale translations. */
   broken_flush: BrokenFlush;
 }
 
-export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, broken_flush: "none" };
+export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, broken_flush: "none" };
 
 interface KnobSpec { name: keyof MmuKnobs; help: string; values: string; }
 export const KNOB_SPECS: readonly KnobSpec[] = [
   { name: "prev_roots", help: "keep the last 3 shadow roots on MOV CR3 (seed 004)", values: "1|0 (default 1)" },
   { name: "n_max_mmu_pages", help: "cap on shadow pages before the oldest are recycled", values: "N (default 2% of RAM pages, min 64)" },
+  { name: "large_sptes", help: "map large guest pages with large sptes (read-only, not zapped, when a page table appears in them: seed 001)", values: "1|0 (default 1)" },
   { name: "zap_orphans", help: "zapping a shadow page also zaps children left without parents", values: "1|0 (default 0, as KVM)" },
   { name: "broken_flush", help: "TEST ONLY: skip a TLB flush (negative control)", values: "none|invlpg|cr3|wrprot (default none)" },
 ];
@@ -49,6 +52,7 @@ export function parseKnobs(settings: readonly string[], base: Readonly<MmuKnobs>
     switch (name) {
       case "prev_roots": k.prev_roots = parseBool(name, v); break;
       case "zap_orphans": k.zap_orphans = parseBool(name, v); break;
+      case "large_sptes": k.large_sptes = parseBool(name, v); break;
       case "n_max_mmu_pages":
         if (!/^\d+$/.test(v) || Number(v) < 0 || Number(v) > 1 << 20) throw new KnobError(`knob n_max_mmu_pages wants a whole number (0 = default), got "${v}"`);
         k.n_max_mmu_pages = Number(v);

@@ -12,6 +12,7 @@ import type { PteWritePolicy } from "./pte_write.js";
 export interface MmuCoreFunctions {
   kvm_mmu_vm_init(mode: number, nMax: number, poolNr: number, hdrBase: number, sptBase: number, gfnsBase: number,
     hashBase: number, descBase: number, descNr: number, rmapBase: number, trackBase: number, nrGfns: number): void;
+  kvm_mmu_vm_init_lpage(rmap2m: number, rmap1g: number, lpage2m: number, lpage1g: number): void;
   kvm_mmu_audit(): number;
   mmu_zap_all_fast(): void;
   mmu_unprotect_gfn(gfn: number): number;
@@ -55,6 +56,11 @@ export interface MmuLayout {
   rmapBase: number;
   trackBase: number;
   nrGfns: number;
+  /** Large sptes: rmap heads and disallow_lpage counts per 2 MiB / 1 GiB region. */
+  rmap2mBase: number;
+  rmap1gBase: number;
+  lpage2mBase: number;
+  lpage1gBase: number;
 }
 
 const PAGE = 4096;
@@ -69,7 +75,8 @@ export function defaultMaxMmuPages(k: Readonly<Record<string, number>>, ramSize:
 export function planMmuLayout(k: Readonly<Record<string, number>>, start: number, ramSize: number, mode: MmuMode, knobs: MmuKnobs): MmuLayout {
   const nrGfns = Math.ceil(ramSize / PAGE);
   if (mode === "tdp") {
-    return { start, end: start, nMax: 0, poolNr: 0, hdrBase: 0, sptBase: 0, gfnsBase: 0, hashBase: 0, descBase: 0, descNr: 0, rmapBase: 0, trackBase: 0, nrGfns };
+    return { start, end: start, nMax: 0, poolNr: 0, hdrBase: 0, sptBase: 0, gfnsBase: 0, hashBase: 0, descBase: 0, descNr: 0, rmapBase: 0, trackBase: 0, nrGfns,
+      rmap2mBase: 0, rmap1gBase: 0, lpage2mBase: 0, lpage1gBase: 0 };
   }
   const nMax = knobs.n_max_mmu_pages > 0 ? Math.max(knobs.n_max_mmu_pages, 8) : defaultMaxMmuPages(k, ramSize);
   const poolNr = nMax + k.SP_POOL_SLACK;
@@ -83,8 +90,14 @@ export function planMmuLayout(k: Readonly<Record<string, number>>, start: number
   const hashBase = a; a = align(a + k.KVM_NUM_MMU_PAGES * 4, 64);
   const descBase = a; a = align(a + descNr * k.PTE_LIST_DESC_SIZE, 64);
   const rmapBase = a; a = align(a + nrGfns * 4, 64);
-  const trackBase = a; a = align(a + nrGfns * 2, PAGE);
-  return { start, end: a, nMax, poolNr, hdrBase, sptBase, gfnsBase, hashBase, descBase, descNr, rmapBase, trackBase, nrGfns };
+  const trackBase = a; a = align(a + nrGfns * 2, 64);
+  const n2m = Math.ceil(nrGfns / 512), n1g = Math.ceil(nrGfns / (512 * 512));
+  const rmap2mBase = a; a = align(a + n2m * 4, 64);
+  const rmap1gBase = a; a = align(a + n1g * 4, 64);
+  const lpage2mBase = a; a = align(a + n2m * 4, 64);
+  const lpage1gBase = a; a = align(a + n1g * 4, PAGE);
+  return { start, end: a, nMax, poolNr, hdrBase, sptBase, gfnsBase, hashBase, descBase, descNr, rmapBase, trackBase, nrGfns,
+    rmap2mBase, rmap1gBase, lpage2mBase, lpage1gBase };
 }
 
 /** What kvm_mmu_audit found. */
@@ -120,6 +133,7 @@ export class ShadowMmu {
     const L = this.layout;
     this.fn.kvm_mmu_vm_init(this.mode === "shadow" ? this.core.k.MMU_MODE_SHADOW : this.core.k.MMU_MODE_TDP, L.nMax, L.poolNr,
       L.hdrBase, L.sptBase, L.gfnsBase, L.hashBase, L.descBase, L.descNr, L.rmapBase, L.trackBase, L.nrGfns);
+    if (this.mode === "shadow") this.fn.kvm_mmu_vm_init_lpage(L.rmap2mBase, L.rmap1gBase, L.lpage2mBase, L.lpage1gBase);
     this.applyKnobs(this.knobs);
   }
 
@@ -129,6 +143,7 @@ export class ShadowMmu {
     const flush = { none: 0, invlpg: K.BROKEN_FLUSH_INVLPG, cr3: K.BROKEN_FLUSH_CR3, wrprot: K.BROKEN_FLUSH_WRPROT }[k.broken_flush];
     this.set32(K.VM_KNOB_PREV_ROOTS, k.prev_roots ? 1 : 0);
     this.set32(K.VM_KNOB_ZAP_ORPHANS, k.zap_orphans ? 1 : 0);
+    this.set32(K.VM_KNOB_LARGE_SPTES, k.large_sptes ? 1 : 0);
     this.set32(K.VM_KNOB_BROKEN_FLUSH, flush);
   }
 

@@ -33,7 +33,7 @@ interface Config { name: string; mmu: MmuMode; knobs: Partial<MmuKnobs>; }
 const CONFIGS: Config[] = [
   { name: "tdp", mmu: "tdp", knobs: {} },
   { name: "shadow", mmu: "shadow", knobs: {} },
-  { name: "shadow, optimisations off", mmu: "shadow", knobs: { prev_roots: false } },
+  { name: "shadow, optimisations off", mmu: "shadow", knobs: { prev_roots: false, large_sptes: false } },
 ];
 
 describe.each(IMAGES)("guest image $image", ({ image, append, initrd, expected, qemu }) => {
