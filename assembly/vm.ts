@@ -17,6 +17,10 @@ export const MEMSLOT_DIRTY_BITMAP: i32 = 28;
 export const MEM_LOG_DIRTY_PAGES: u32 = 1 << 0; // KVM_MEM_LOG_DIRTY_PAGES
 export const MEM_READONLY: u32 = 1 << 1; // KVM_MEM_READONLY
 
+// SMP: the bus lock LOCK-prefixed instructions (and XCHG with memory) hold
+// while they run, so their read-modify-write is atomic across vCPU threads.
+export const VM_BUS_LOCK: i32 = 1536; // u32 0 free, 1 held
+
 export const VM_SIZE: i32 = 4096;
 
 let last_slot: usize = 0;

@@ -18,6 +18,7 @@ import { ShutdownPort, SHUTDOWN_PORT } from "./devices/shutdown_port.js";
 import { LocalApic, APIC_DEFAULT_BASE } from "./devices/lapic.js";
 import type { MmuKnobs, MmuMode } from "./mmu/knobs.js";
 import { handlePtWrite } from "./mmu/pte_write.js";
+import { Smp, type SmpMode } from "./smp/smp.js";
 
 export interface MachineOptions {
   module: WebAssembly.Module;
@@ -41,6 +42,12 @@ export interface MachineOptions {
   /** MMU mode (default "shadow") and knobs (src/mmu/knobs.ts). */
   mmu?: MmuMode;
   knobs?: Partial<MmuKnobs>;
+  /** -smp N: N vCPUs (1 to 8) with per-vCPU local APICs, INIT/SIPI and ACPI tables (src/smp/). Unset: the classic single-vCPU machine. */
+  smp?: number;
+  /** How the vCPUs run: "deterministic" (one thread, fixed interleaving) or "parallel" (worker threads; Machine.runParallel). */
+  smpMode?: SmpMode;
+  /** Deterministic mode: instructions per vCPU per round. */
+  smpSlice?: number;
 }
 
 export type StopReason =
@@ -80,9 +87,11 @@ export class Machine {
   readonly shutdownPort: ShutdownPort;
   private exitStatus: number | undefined;
   private poweredOff = false;
+  /** The SMP machinery when the machine was built with `smp` (else undefined). */
+  readonly smp: Smp | undefined;
 
   constructor(readonly opts: MachineOptions) {
-    this.vm = new Vm({ ramSize: opts.ramSize, module: opts.module, mmu: opts.mmu, knobs: opts.knobs });
+    this.vm = new Vm({ ramSize: opts.ramSize, module: opts.module, mmu: opts.mmu, knobs: opts.knobs, vcpus: opts.smp ?? 1 });
     this.uart = new Uart16550({ onTransmit: (b) => opts.onSerial?.(b) });
     this.debugExit = new DebugExit({ onExit: (s) => { if (this.exitStatus === undefined) this.exitStatus = s; } });
     this.vm.io.register(COM1_BASE, UART_PORT_COUNT, this.uart, "uart16550");
@@ -94,7 +103,8 @@ export class Machine {
     this.vm.io.register(0x20, 2, this.pics[0], "pic-master");
     this.vm.io.register(0xa0, 2, this.pics[1], "pic-slave");
     this.vm.io.register(SHUTDOWN_PORT, 1, this.shutdownPort, "shutdown");
-    this.lapic = new LocalApic(0);
+    this.smp = opts.smp !== undefined ? new Smp(this, { cpus: opts.smp, mode: opts.smpMode, slice: opts.smpSlice }) : undefined;
+    this.lapic = this.smp ? this.smp.runners[0]!.apic : new LocalApic(0);
     this.mmio.register(APIC_DEFAULT_BASE, 0x1000, this.lapic, "lapic");
     const report = opts.onUnknownAccess;
     if (report) {
@@ -112,6 +122,23 @@ export class Machine {
     if (opts.trace) for (const v of this.vm.vcpus) opts.trace.attach(v, this.vm.traceRing(v.id));
   }
 
+  /**
+   * Run an SMP machine with one worker_thread per vCPU (smpMode "parallel";
+   * needs dist/smp-worker.mjs, built by npm run build). Resolves when the guest stops.
+   */
+  async runParallel(): Promise<RunResult> {
+    if (!this.smp) throw new Error("runParallel() needs a machine built with the smp option");
+    const { runParallel } = await import("./smp/parallel.js");
+    return runParallel(this, this.smp);
+  }
+
+  /** The guest asked to stop (isa-debug-exit or power-off), as a run result's reason/status; else undefined. */
+  guestStop(): { reason: StopReason; status: number; message?: string } | undefined {
+    if (this.exitStatus !== undefined) return { reason: "debug-exit", status: this.exitStatus };
+    if (this.poweredOff) return { reason: "power-off", status: 0, message: "guest powered off (port 0x8900)" };
+    return undefined;
+  }
+
   /** What the multiboot loader did (only for a machine created with a kernel). */
   get boot(): MultibootBoot {
     if (!this.booted) throw new Error("this machine booted no kernel (it was created empty, for an incoming migration)");
@@ -124,6 +151,10 @@ export class Machine {
    * (never later); another run() continues exactly there (live migration runs the guest in such slices).
    */
   run(onSlice?: (cpu: Vcpu) => void, until?: bigint): RunResult {
+    if (this.smp) {
+      if (until !== undefined) throw new Error("run(until) is not supported with -smp");
+      return this.smp.runDeterministic(onSlice);
+    }
     const cpu = this.vm.vcpus[0];
     const start = performance.now();
     const limit = this.opts.maxInstructions ?? 0n;

@@ -36,7 +36,12 @@ export interface VmOptions {
   mmu?: MmuMode;
   /** MMU knobs (src/mmu/knobs.ts); unset ones keep their defaults. */
   knobs?: Partial<MmuKnobs>;
+  /** Number of vCPUs (1 to MAX_VCPUS, default 1); vCPU 0 is the boot processor. */
+  vcpus?: number;
 }
+
+/** vCPU structs reserved in the layout (-smp N allows N up to this). */
+export const MAX_VCPUS = 8;
 
 /** A named range [start, end) of linear memory (see Vm.regions()). */
 export interface MemoryRegion { name: string; start: number; end: number; }
@@ -81,7 +86,9 @@ export class Vm implements GuestMemory {
     const vcpuSize = constant(this.core, "VCPU_SIZE");
     this.vmBase = align(heap, WASM_PAGE);
     const vcpuBase = this.vmBase + align(vmSize, PAGE);
-    const maxVcpus = 8;
+    const maxVcpus = MAX_VCPUS;
+    const nVcpus = opts.vcpus ?? 1;
+    if (!Number.isInteger(nVcpus) || nVcpus < 1 || nVcpus > maxVcpus) throw new BootError(null, `the number of vCPUs must be 1 to ${maxVcpus} (got ${nVcpus})`);
     // one trace ring per possible vCPU (used only when tracing is on)
     this.traceBase = align(vcpuBase + maxVcpus * vcpuSize, PAGE);
     // the shadow MMU's pools: shadow pages, pte_list_descs, hash, rmap, write tracking
@@ -116,7 +123,7 @@ export class Vm implements GuestMemory {
     // QEMU pc: RAM below the 640 KiB hole and above 1 MiB; the hole is MMIO (unassigned).
     this.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, size: Math.min(ram, PC_HOLE_START), flags: 0 });
     if (ram > PC_HOLE_END) this.setUserMemoryRegion({ slot: 1, guestPhysAddr: PC_HOLE_END, size: ram - PC_HOLE_END, flags: 0 });
-    this.vcpus.push(new Vcpu(this, 0, vcpuBase));
+    for (let i = 0; i < nVcpus; i++) this.vcpus.push(new Vcpu(this, i, vcpuBase + i * vcpuSize));
   }
 
   /**

@@ -2,7 +2,7 @@
 // group 8), bsf/bsr, tzcnt/lzcnt/popcnt (F3 forms), cmpxchg/xadd/cmpxchg8b/16b.
 import { set_arith_flags, get_eflags, szp, size_mask, sign_bit, flags_add, get_zf } from "./flags";
 import { CF, ZF, OF, SF, AF, PF, reg_read, reg_write, reg64, set_reg64 } from "./state";
-import { opsize, reg, rex, mod_, ea, imm, rep, read_E, write_E, read_G, write_G, ea_plus, addrsize } from "./decode";
+import { opsize, reg, rex, mod_, ea, imm, rep, lock, read_E, write_E, read_G, write_G, ea_plus, addrsize } from "./decode";
 import { read_sz, write_sz, probe_write } from "./mem";
 import { faulted, raise_ud } from "./fault";
 import { alu, ALU_CMP } from "./alu";
@@ -113,7 +113,10 @@ function cmpxchg(size: i32): void {
   alu(ALU_CMP, a, d, size);
   if (a == d) write_E(size, read_G(size));
   else {
-    if (mod_ != 3) write_E(size, d);
+    // (with LOCK the write-back of the unchanged value is skipped: under SMP
+    // it could undo another vCPU's plain store, e.g. a spin_unlock, made
+    // between the read and the write; probe_write above did the write's checks)
+    if (mod_ != 3 && !lock) write_E(size, d);
     reg_write(0, size, false, d);
   }
 }

@@ -5,11 +5,11 @@ import {
   VCPU, VCPU_HALTED, VCPU_PENDING_IRQ, VCPU_INTR_SHADOW, EXIT_REASON, EXIT_INTERNAL_RIP, EXIT_INTERNAL_SUBERROR,
   EXIT_INTERNAL_LEN, EXIT_INTERNAL_BYTES, EXIT_SHUTDOWN_VECTOR, EXIT_BUDGET, EXIT_SHUTDOWN, EXIT_INTERNAL_ERROR,
   EXIT_HLT, INTERNAL_UNIMPLEMENTED, IF, SEG_CS, rip, set_rip, seg_base, stat_inc, stat_add,
-  icount_inc, icount_load, icount_store,
+  icount_inc, icount_load, icount_store, icount,
 } from "./state";
 import { flags_sync_in, flags_sync_out, get_eflags } from "./flags";
 import { update_mode, mode64 } from "./mode";
-import { decode, next_ip, opcode } from "./decode";
+import { decode, next_ip, opcode, lock, mod_ } from "./decode";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
@@ -18,7 +18,7 @@ import { walk_set_ac } from "../mmu/walk";
 import { rep_begin, rep_extra_steps } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS } from "../stats";
 import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
-import { VMB } from "../vm";
+import { VMB, VM_BUS_LOCK } from "../vm";
 import { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "../mmu/layout";
 import { kvm_check_tlb_and_reload_requests } from "../mmu/tlbflush";
 
@@ -52,6 +52,16 @@ function after_delivery(at: u64): i32 {
   return exit_pending != 0 ? exit_pending : EXIT_INTERNAL_ERROR;
 }
 
+// SMP requests are polled every SMP_POLL_MASK + 1 instructions (and at entry):
+// a load of shared memory on every instruction cost ~30% of the MIPS.
+const SMP_POLL_MASK: u32 = 63;
+// Returns true when a kick asks run() to return.
+function smp_poll(): bool {
+  if (atomic.load<u32>(VMB + VM_TLB_FLUSH_GEN) != load<u32>(VCPU + MMU_TLB_FLUSH_GEN) ||
+      atomic.load<u32>(VMB + VM_MMU_RELOAD_GEN) != load<u32>(VCPU + MMU_RELOAD_GEN)) kvm_check_tlb_and_reload_requests();
+  return atomic.load<u32>(VCPU + VCPU_KICK) != 0;
+}
+
 export function run(budget: i32): i32 {
   flags_sync_in();
   update_mode();
@@ -62,13 +72,12 @@ export function run(budget: i32): i32 {
   clear_triple_fault();
   stat_inc(STAT_HOST_EXITS);
   let reason = 0;
+  smp_poll(); // requests raised while this vCPU was outside run() (vcpu_enter_guest's kvm_check_request)
   while (budget > 0) {
     // SMP: a kick from another thread ends the slice; remote TLB flush /
     // MMU reload requests (VM-wide generations, O(1) to raise) are serviced
     // before the next instruction (kvm_check_request at vcpu_enter_guest)
-    if (atomic.load<u32>(VCPU + VCPU_KICK) != 0) break;
-    if (atomic.load<u32>(VMB + VM_TLB_FLUSH_GEN) != load<u32>(VCPU + MMU_TLB_FLUSH_GEN) ||
-        atomic.load<u32>(VMB + VM_MMU_RELOAD_GEN) != load<u32>(VCPU + MMU_RELOAD_GEN)) kvm_check_tlb_and_reload_requests();
+    if ((<u32>icount & SMP_POLL_MASK) == 0 && smp_poll()) break;
     // external interrupt injection (between instructions, IF=1, no STI shadow)
     const irq = load<i32>(VCPU + VCPU_PENDING_IRQ);
     const shadow = load<u32>(VCPU + VCPU_INTR_SHADOW);
@@ -86,7 +95,16 @@ export function run(budget: i32): i32 {
 
     const at = rip();
     rep_begin(budget);
-    if (decode(at)) dispatch(opcode);
+    if (decode(at)) {
+      // a locked read-modify-write (LOCK prefix, or XCHG with memory) holds
+      // the VM's bus lock: atomic with respect to the other vCPU threads
+      if (lock || ((opcode & 0x1fe) == 0x86 && mod_ != 3)) {
+        const bl = VMB + VM_BUS_LOCK;
+        while (atomic.cmpxchg<u32>(bl, 0, 1) != 0) { /* another vCPU's locked instruction */ }
+        dispatch(opcode);
+        atomic.store<u32>(bl, 0);
+      } else dispatch(opcode);
+    }
     budget -= 1 + rep_extra_steps; // rep string steps count against the budget (string.ts)
     if (faulted()) {
       const v = exc_vector;

@@ -124,11 +124,13 @@ export const PT_WRITE_F_OVERFLOW: u32 = 1 << 2; // more writes than the log hold
 
 // ---- SMP (src/smp/): words other threads write, so they live in the struct.
 // The host owns them; the core only polls VCPU_KICK.
-export const VCPU_KICK: i32 = 912; // u32: nonzero makes run() return (EXIT_BUDGET) at the next instruction boundary
-export const VCPU_MP_STATE: i32 = 916; // u32 MP_STATE_* (KVM_MP_STATE_*)
-export const VCPU_SIPI_VECTOR: i32 = 920; // u32 vector of the last SIPI
-export const VCPU_APIC_EVENTS: i32 = 924; // u32 APIC_EV_* bits: INIT / SIPI posted by another vCPU
-export const VCPU_APIC_IRR: i32 = 928; // 8 x u32: the local APIC's IRR (set by senders with atomics)
+export const VCPU_KICK: i32 = 612; // u32: nonzero makes run() return (EXIT_BUDGET) within 64 instructions
+export const VCPU_MP_STATE: i32 = 616; // u32 MP_STATE_* (KVM_MP_STATE_*)
+export const VCPU_SIPI_VECTOR: i32 = 620; // u32 vector of the last SIPI
+export const VCPU_APIC_EVENTS: i32 = 624; // u32 APIC_EV_* bits: INIT / SIPI posted by another vCPU
+// the local APIC's IRR, 8 x u32 (set by senders with atomics): in the spare
+// room after the exit struct's fields (migrated with the exit struct's bytes)
+export const VCPU_APIC_IRR: i32 = 928;
 export const MP_STATE_RUNNABLE: u32 = 0;
 export const MP_STATE_UNINITIALIZED: u32 = 1; // an AP before INIT / SIPI
 export const MP_STATE_INIT_RECEIVED: u32 = 2; // wait-for-SIPI

@@ -16,3 +16,16 @@ await build({
   logLevel: "warning",
 });
 chmodSync("dist/shadow86.mjs", 0o755);
+
+// The vCPU worker of parallel SMP (src/smp/parallel.ts starts it next to the CLI bundle).
+await build({
+  entryPoints: ["src/smp/worker.ts"],
+  outfile: "dist/smp-worker.mjs",
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  packages: "external",
+  sourcemap: true,
+  logLevel: "warning",
+});

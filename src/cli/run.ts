@@ -10,11 +10,13 @@ import { SerialOut } from "./serial.js";
 import { StatDisplay } from "./stat.js";
 import { TraceRecorder } from "../trace/trace.js";
 import { MMU_MODES, parseKnobs, knobsHelp, KnobError, type MmuMode } from "../mmu/knobs.js";
+import { SMP_MODES, DEFAULT_SMP_SLICE, type SmpMode } from "../smp/smp.js";
 
 export interface RunOptions {
   kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean; cpu?: string;
   maxInstructions?: string; statsJson?: string; quiet?: boolean; stat?: boolean; trace?: string;
   mmu?: string; knob?: string[]; mmuAudit?: boolean;
+  smp?: string; smpMode?: string; smpSlice?: string;
 }
 
 /** The options shared by run, stat and profile. */
@@ -32,6 +34,9 @@ export function addRunOptions(cmd: Command): Command {
     .option("--stat", "show a live kvm_stat-like counter table on stderr while the guest runs")
     .addOption(new Option("--mmu <mode>", "MMU: shadow (shadow page tables, as KVM without EPT) or tdp (TLB misses walk the guest's tables, as EPT/NPT or QEMU's softmmu)").choices(MMU_MODES as string[]).default("shadow"))
     .option("--knob <name=value>", `set an MMU knob (repeatable):\n${knobsHelp()}`, (v: string, prev: string[] = []) => [...prev, v])
+    .option("--smp <n>", "N vCPUs (1-8; also -smp): local APICs with IPIs, INIT/SIPI and the timer, ACPI MADT, fw_cfg CPU count")
+    .addOption(new Option("--smp-mode <mode>", "with --smp: parallel (one worker thread per vCPU) or deterministic (one thread, vCPUs interleaved in a fixed order: reproducible)").choices(SMP_MODES as string[]).default("parallel"))
+    .option("--smp-slice <n>", `deterministic mode: instructions per vCPU per turn (default ${DEFAULT_SMP_SLICE})`)
     .option("--mmu-audit", "check every shadow page against the guest's tables at exit (kvm_mmu_audit); problems go to stderr and make the status 1")
     .option("-q, --quiet", "no summary on stderr");
 }
@@ -62,25 +67,43 @@ export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
     if (!existsSync(m.path)) throw new BootError(m.path, "no such file (from -initrd)");
     return { data: new Uint8Array(readFileSync(m.path)), cmdline: m.cmdline };
   });
+  let smp: number | undefined;
+  if (o.smp !== undefined) {
+    smp = Number(o.smp);
+    if (!/^\d+$/.test(o.smp) || smp < 1 || smp > 8) throw new BootError(null, `-smp wants a number of vCPUs from 1 to 8, got "${o.smp}"`);
+  }
+  let smpSlice: number | undefined;
+  if (o.smpSlice !== undefined) {
+    smpSlice = Number(o.smpSlice);
+    if (!/^\d+$/.test(o.smpSlice) || smpSlice < 1) throw new BootError(null, `--smp-slice wants a positive number of instructions, got "${o.smpSlice}"`);
+  }
   let knobs;
   try { knobs = parseKnobs(o.knob ?? []); } catch (e) { if (e instanceof KnobError) throw new BootError(null, e.message); throw e; }
   const machine = new Machine({
     mmu: (o.mmu ?? "shadow") as MmuMode, knobs,
     module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, modules,
     onSerial: (b) => serial.push(b), maxInstructions, trace: o.trace ? new TraceRecorder() : undefined,
-    cpu: o.cpu,
+    cpu: o.cpu, smp, smpMode: (o.smpMode ?? "parallel") as SmpMode, smpSlice,
     onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
   });
   if (o.verbose) for (const w of machine.boot.warnings) process.stderr.write(`shadow86: ${w}\n`);
   return machine;
 }
 
-export function runCommand(o: RunOptions): number {
+export function runCommand(o: RunOptions): number | Promise<number> {
   const serial = new SerialOut();
   let result: RunResult;
   let machine: Machine;
   try {
     machine = makeMachine(o, serial);
+    if (machine.smp?.mode === "parallel") {
+      const m = machine;
+      return m.runParallel().then((r) => finishRun(o, m, r, serial), (e: unknown) => {
+        serial.flush();
+        if (e instanceof Shadow86Error) { process.stderr.write(`shadow86: ${formatError(e)}\n`); return 2; }
+        throw e;
+      });
+    }
     const live = o.stat ? new StatDisplay(process.stderr.isTTY === true) : undefined;
     result = machine.run(live ? (cpu) => live.tick(cpu) : undefined);
     if (live) live.render(result.stats, result.instructions);
@@ -89,6 +112,11 @@ export function runCommand(o: RunOptions): number {
     if (e instanceof Shadow86Error) { process.stderr.write(`shadow86: ${formatError(e)}\n`); return 2; }
     throw e;
   }
+  return finishRun(o, machine, result, serial);
+}
+
+/** After the guest stopped: messages, summary, audit, trace, stats JSON; returns the exit status. */
+function finishRun(o: RunOptions, machine: Machine, result: RunResult, serial: SerialOut): number {
   serial.flush();
   if (result.message) {
     let msg = result.message;

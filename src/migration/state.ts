@@ -28,6 +28,8 @@ export const VCPU_STATE_FIELDS: readonly (readonly [string, number])[] = [
   ["VCPU_TSC_AUX", 8], ["VCPU_XCR0", 8],
   ["VCPU_FEATURES", 4], // the CPU model (-cpu) travels with the vCPU
   ["VCPU_INSN_COUNT", 8], ["VCPU_HALTED", 4], ["VCPU_PENDING_IO", 4], ["VCPU_PENDING_IRQ", 4], ["VCPU_INTR_SHADOW", 4],
+  // SMP (src/smp/): run state, a SIPI's vector, INIT/SIPI not yet taken
+  ["VCPU_MP_STATE", 4], ["VCPU_SIPI_VECTOR", 4], ["VCPU_APIC_EVENTS", 4],
 ];
 
 /**
@@ -37,7 +39,7 @@ export const VCPU_STATE_FIELDS: readonly (readonly [string, number])[] = [
  * so a field added to assembly/cpu/state.ts cannot be forgotten here.
  */
 export const VCPU_NOT_MIGRATED = [
-  "VCPU_ID", "VCPU_TRACE_ENABLED", "VCPU_TRACE_HEAD", "VCPU_TRACE_RING", "VCPU_TRACE_MASK",
+  "VCPU_ID", "VCPU_KICK", "VCPU_APIC_IRR" /* inside the exit struct's bytes, which migrate */, "VCPU_TRACE_ENABLED", "VCPU_TRACE_HEAD", "VCPU_TRACE_RING", "VCPU_TRACE_MASK",
   "VCPU_EXIT", "VCPU_STATS", "VCPU_STATS_MAX", "VCPU_MMU", "VCPU_MMU_END", "VCPU_TLB", "VCPU_ICACHE", "VCPU_SIZE",
 ];
 
