@@ -20,7 +20,7 @@ export interface BenchRow {
   claim: string; // what the seed / issue says to expect
 }
 
-export interface RunStats { status: number | null; wallS: number; instructions: number; counters: Record<string, number>; }
+export interface RunStats { status: number | null; wallS: number; instructions: number; counters: Record<string, number>; shadowPages?: number; }
 export interface BenchResult { row: BenchRow; off: RunStats; on: RunStats; offValue: number; onValue: number; ratio: number; }
 
 export function runShadow86(cli: string, cwd: string, image: string, append: string | undefined, args: string[]): RunStats {
@@ -31,8 +31,8 @@ export function runShadow86(cli: string, cwd: string, image: string, append: str
   const r = spawnSync(process.execPath, argv, { cwd, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 900_000 });
   const wallS = (performance.now() - t) / 1000;
   if (!existsSync(stats)) throw new Error(`${image} ${args.join(" ")}: no stats (status ${r.status}): ${r.stderr.trim().split("\n").pop()}`);
-  const j = JSON.parse(readFileSync(stats, "utf8")) as { counters: Record<string, number>; instructions: number };
-  return { status: r.status, wallS, instructions: j.instructions, counters: j.counters };
+  const j = JSON.parse(readFileSync(stats, "utf8")) as { counters: Record<string, number>; instructions: number; mmu?: { shadow_pages_in_use?: number } };
+  return { status: r.status, wallS, instructions: j.instructions, counters: j.counters, shadowPages: j.mmu?.shadow_pages_in_use };
 }
 
 export function metricOf(s: RunStats, metric: string): number {
@@ -52,6 +52,26 @@ export function qemuWall(oracle: string, cwd: string, image: string, append?: st
   return (performance.now() - t) / 1000;
 }
 
+/** Shadow faults (fixed, emulated, and the guest's own) per #PF the guest sees. */
+export function faultsPerGuestFault(c: Record<string, number>): number | undefined {
+  const g = c.pf_guest ?? 0;
+  return g === 0 ? undefined : ((c.pf_fixed ?? 0) + (c.pf_emulate ?? 0) + g) / g;
+}
+
+/** tdp against shadow for every row that compares the two modes: the issue-4 table. */
+export function mmuModesTable(results: BenchResult[]): string {
+  const rows = results.filter((r) => r.row.off.label === "tdp" && r.row.on.label === "shadow");
+  if (rows.length === 0) return "";
+  const f = (v: number | undefined, d = 2) => (v === undefined ? "-" : v.toFixed(d));
+  const out = ["| image | tdp wall s | shadow wall s | tdp exits | shadow exits | pf_guest | pf_fixed | shadow faults per guest fault | shadow pages in use |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"];
+  for (const r of rows) {
+    const c = r.on.counters;
+    out.push(`| ${r.row.workload} | ${f(r.off.wallS)} | ${f(r.on.wallS)} | ${r.off.counters.exits ?? 0} | ${c.exits ?? 0} | ${c.pf_guest ?? 0} | ${c.pf_fixed ?? 0} | ${f(faultsPerGuestFault(c), 1)} | ${r.on.shadowPages ?? "-"} |`);
+  }
+  return out.join("\n");
+}
+
 export function markdown(results: BenchResult[], qemu: Map<string, number | undefined>): string {
   const out = ["| workload | metric | knob off | knob on | ratio (on/off) | claim |", "|---|---|---:|---:|---:|---|"];
   const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3));
@@ -59,6 +79,8 @@ export function markdown(results: BenchResult[], qemu: Map<string, number | unde
     if (r.off === r.on) out.push(`| ${r.row.workload} | ${r.row.metric} | - | ${fmt(r.onValue)} | - | ${r.row.claim} |`);
     else out.push(`| ${r.row.workload} | ${r.row.metric} (${r.row.off.label} -> ${r.row.on.label}) | ${fmt(r.offValue)} | ${fmt(r.onValue)} | ${r.ratio.toFixed(2)} | ${r.row.claim} |`);
   }
+  const modes = mmuModesTable(results);
+  if (modes) out.push("", modes);
   if ([...qemu.values()].some((v) => v !== undefined)) {
     out.push("", "| image | shadow86 wall s | QEMU TCG wall s | shadow86 / QEMU |", "|---|---:|---:|---:|");
     for (const r of results) {

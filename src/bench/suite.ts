@@ -10,7 +10,7 @@ export function suite(features: { mmu: boolean }): BenchRow[] {
       off: { label: "default", args: [] }, on: { label: "default", args: [] }, claim: "issue 3: >= 150 MIPS; issue 12: >= 300" },
   ];
   if (features.mmu) {
-    for (const img of ["hello", "cr3-switch", "memset", "pt-torture"]) {
+    for (const img of ["hello", "cr3-switch", "memset", "pt-torture", "pt-torture-32", "forkwait", "kernbench", "demand-fault"]) {
       rows.push({ workload: img, image: `guest-images/${img}.elf`, metric: "wall_s",
         off: { label: "tdp", args: ["--mmu", "tdp"] }, on: { label: "shadow", args: ["--mmu", "shadow"] },
         claim: "shadow vs the tdp baseline (walk on every TLB miss)" });
@@ -19,6 +19,10 @@ export function suite(features: { mmu: boolean }): BenchRow[] {
       off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
       on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
       claim: "seed 004: cached roots make switching back cheap" });
+    rows.push({ workload: "cr3-switch", image: "guest-images/cr3-switch.elf", metric: "mmu_root_alloc",
+      off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
+      on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
+      claim: "seed 004: a switch back to a cached root builds nothing" });
   }
   return rows;
 }
