@@ -25,9 +25,10 @@ describe("--trace (Chrome trace-event JSON)", () => {
     const ts = t.traceEvents.filter((e) => e.ph === "i").map((e) => e.ts);
     expect(ts).toEqual([...ts].sort((a, b) => a - b)); // one vCPU: events in time order
   });
-  it("records exceptions and invlpg for pt-torture", () => {
+  it("records shadow page faults, zaps, page-table writes, exceptions and invlpg for pt-torture", () => {
     const t = traceOf("pt-torture");
     const names = new Set(t.traceEvents.map((e) => e.name));
-    for (const n of ["exception", "invlpg", "cr3", "tlb_flush"]) expect(names).toContain(n);
+    for (const n of ["exception", "invlpg", "cr3", "tlb_flush", "pf_fixed", "pf_guest", "zap", "pt_write", "exit IO"]) expect(names).toContain(n);
+    expect(t.otherData.dropped).toBe(0);
   });
 });
