@@ -62,7 +62,10 @@ export class ApicBus {
       } else if (mode === APIC_DM_INIT) {
         Atomics.or(this.i32, this.word(to, this.k.VCPU_APIC_EVENTS), this.k.APIC_EV_INIT);
       } else if (mode === APIC_DM_STARTUP) {
-        Atomics.store(this.i32, this.word(to, this.k.VCPU_SIPI_VECTOR), vector);
+        // the first SIPI not yet taken keeps its vector (a second one is ignored, as by a started AP)
+        if ((Atomics.load(this.i32, this.word(to, this.k.VCPU_APIC_EVENTS)) & this.k.APIC_EV_SIPI) === 0) {
+          Atomics.store(this.i32, this.word(to, this.k.VCPU_SIPI_VECTOR), vector);
+        }
         Atomics.or(this.i32, this.word(to, this.k.VCPU_APIC_EVENTS), this.k.APIC_EV_SIPI);
       } else continue; // NMI, SMI, lowest priority: not modelled
       if (this.record) this.log.push({ from, to, mode, vector });
