@@ -11,11 +11,12 @@ import { StatDisplay } from "./stat.js";
 import { TraceRecorder } from "../trace/trace.js";
 import { MMU_MODES, parseKnobs, knobsHelp, KnobError, type MmuMode } from "../mmu/knobs.js";
 import { SMP_MODES, DEFAULT_SMP_SLICE, type SmpMode } from "../smp/smp.js";
+import { runDirtyLogged } from "../dirty/cli.js";
 
 export interface RunOptions {
   kernel?: string; memory: string; append?: string; initrd?: string; verbose?: boolean; cpu?: string;
-  maxInstructions?: string; statsJson?: string; quiet?: boolean; stat?: boolean; trace?: string;
-  mmu?: string; knob?: string[]; mmuAudit?: boolean;
+  maxInstructions?: string; timeout?: string; statsJson?: string; quiet?: boolean; stat?: boolean; trace?: string;
+  mmu?: string; knob?: string[]; mmuAudit?: boolean; dirtyLog?: string; dirtyLogMode?: string;
   smp?: string; smpMode?: string; smpSlice?: string;
 }
 
@@ -29,6 +30,7 @@ export function addRunOptions(cmd: Command): Command {
     .option("--initrd <modules>", "multiboot modules, as QEMU's -initrd: \"FILE ARGS,FILE ARGS\" (\",,\" is a literal comma)")
     .option("-v, --verbose", "log the first access to each unknown I/O port or MMIO page, and loader warnings")
     .option("--max-instructions <n>", "stop the guest after N instructions (exit status 1)")
+    .option("--timeout <seconds>", "stop the guest after this much wall-clock time, even one that retires no instructions (exit status 1, counters so far on stderr)")
     .option("--stats-json <file>", "write every counter at exit as JSON ({\"counters\": {...}})")
     .option("--trace <file>", "write a Chrome trace-event JSON file (Perfetto, chrome://tracing): exits, shadow page faults, zaps, TLB flushes, CR3 switches, exceptions")
     .option("--stat", "show a live kvm_stat-like counter table on stderr while the guest runs")
@@ -37,6 +39,8 @@ export function addRunOptions(cmd: Command): Command {
     .option("--smp <n>", "N vCPUs (1-8; also -smp): local APICs with IPIs, INIT/SIPI and the timer, ACPI MADT, fw_cfg CPU count")
     .addOption(new Option("--smp-mode <mode>", "with --smp: parallel (one worker thread per vCPU) or deterministic (one thread, vCPUs interleaved in a fixed order: reproducible)").choices(SMP_MODES as string[]).default("parallel"))
     .option("--smp-slice <n>", `deterministic mode: instructions per vCPU per turn (default ${DEFAULT_SMP_SLICE})`)
+    .option("--dirty-log <ms>", "dirty logging on every RAM slot, harvested (get + clear, re-protect) every MS ms of guest time (1 ms = 1,000,000 instructions); a summary goes to stderr (issue 8)")
+    .addOption(new Option("--dirty-log-mode <mode>", "with --dirty-log: classic (KVM_GET_DIRTY_LOG clears) or manual (KVM_CLEAR_DIRTY_LOG, manual protect)").choices(["classic", "manual"]).default("classic"))
     .option("--mmu-audit", "check every shadow page against the guest's tables at exit (kvm_mmu_audit); problems go to stderr and make the status 1")
     .option("-q, --quiet", "no summary on stderr");
 }
@@ -63,6 +67,11 @@ export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
     if (!/^\d+$/.test(o.maxInstructions)) throw new BootError(null, `--max-instructions wants a whole number, got "${o.maxInstructions}"`);
     maxInstructions = BigInt(o.maxInstructions);
   }
+  let timeoutMs: number | undefined;
+  if (o.timeout !== undefined) {
+    timeoutMs = Number(o.timeout) * 1000;
+    if (!/^\d+(\.\d+)?$/.test(o.timeout) || !(timeoutMs > 0)) throw new BootError(null, `--timeout wants a positive number of seconds, got "${o.timeout}"`);
+  }
   const modules = (o.initrd ? parseModules(o.initrd) : []).map((m) => {
     if (!existsSync(m.path)) throw new BootError(m.path, "no such file (from -initrd)");
     return { data: new Uint8Array(readFileSync(m.path)), cmdline: m.cmdline };
@@ -77,12 +86,13 @@ export function makeMachine(o: RunOptions, serial: SerialOut): Machine {
     smpSlice = Number(o.smpSlice);
     if (!/^\d+$/.test(o.smpSlice) || smpSlice < 1) throw new BootError(null, `--smp-slice wants a positive number of instructions, got "${o.smpSlice}"`);
   }
+  if (smp !== undefined && (o.smpMode ?? "parallel") === "parallel" && o.trace) throw new BootError(null, "--trace with -smp needs --smp-mode deterministic (worker threads keep their trace rings to themselves)");
   let knobs;
   try { knobs = parseKnobs(o.knob ?? []); } catch (e) { if (e instanceof KnobError) throw new BootError(null, e.message); throw e; }
   const machine = new Machine({
     mmu: (o.mmu ?? "shadow") as MmuMode, knobs,
     module: loadCoreModule(), ramSize, kernel, kernelPath: o.kernel, append: o.append, modules,
-    onSerial: (b) => serial.push(b), maxInstructions, trace: o.trace ? new TraceRecorder() : undefined,
+    onSerial: (b) => serial.push(b), maxInstructions, timeoutMs, trace: o.trace ? new TraceRecorder() : undefined,
     cpu: o.cpu, smp, smpMode: (o.smpMode ?? "parallel") as SmpMode, smpSlice,
     onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
   });
@@ -105,7 +115,8 @@ export function runCommand(o: RunOptions): number | Promise<number> {
       });
     }
     const live = o.stat ? new StatDisplay(process.stderr.isTTY === true) : undefined;
-    result = machine.run(live ? (cpu) => live.tick(cpu) : undefined);
+    if (o.dirtyLog !== undefined) result = runDirtyLogged(machine, o.dirtyLog, o.dirtyLogMode === "manual", o.quiet === true); // issue 8 (src/dirty/)
+    else result = machine.run(live ? (cpu) => live.tick(cpu) : undefined);
     if (live) live.render(result.stats, result.instructions);
   } catch (e) {
     serial.flush();
@@ -130,8 +141,15 @@ function finishRun(o: RunOptions, machine: Machine, result: RunResult, serial: S
   const mmu = machine.vm.mmu;
   if (!o.quiet && mmu.shadow) process.stderr.write(`shadow86: shadow mmu: ${mmu.pagesInUse} shadow pages in use (n_max_mmu_pages ${mmu.maxPages})\n`);
   if (o.mmuAudit && mmu.shadow) {
-    machine.vm.core.fn.vcpu_bind(machine.vm.vcpus[0].base);
-    const a = mmu.audit();
+    const { vcpus, core } = machine.vm;
+    // the audit counts the bound vCPU's object caches in the pools: with several vCPUs, empty them all first
+    if (vcpus.length > 1) for (const v of vcpus) { core.fn.vcpu_bind(v.base); mmu.fn.mmu_test_free_caches(); }
+    let a = { errors: 0, checked: 0, first: "" };
+    for (const v of vcpus) { // each vCPU's roots and TLB
+      core.fn.vcpu_bind(v.base);
+      const x = mmu.audit();
+      a = { errors: a.errors + x.errors, checked: a.checked + x.checked, first: a.first || (x.first && (vcpus.length > 1 ? `vCPU ${v.id}: ${x.first}` : x.first)) };
+    }
     process.stderr.write(a.errors === 0 ? `shadow86: mmu audit: clean (${a.checked} sptes checked)\n` : `shadow86: mmu audit: ${a.errors} problems; first: ${a.first}\n`);
     if (a.errors !== 0 && result.status !== 1) result = { ...result, status: 1 };
   }
