@@ -197,3 +197,58 @@ describe("kicks and remote requests in run()", () => {
     expect(run.vcpu.stats().tlb_flush).toBe(flushes + 1n); // served once
   });
 });
+
+describe("the scheduler: HLT sleeps, the machine stops only when nothing can wake a vCPU", () => {
+  // real-mode code at 0x7000 on vCPU 0 (the APs wait for SIPI)
+  function bsp(m: Machine, code: number[]) {
+    m.vm.write(0x7000, new Uint8Array(code));
+    const v = m.vm.vcpus[0]!;
+    v.setSeg("cs", { selector: 0x0700, base: 0x7000n, limit: 0xffff, attr: 0x9b });
+    v.rip = 0n;
+  }
+  it("cli; hlt on the BSP with the APs waiting for SIPI: stops as halted, saying why", () => {
+    const m = machine(2);
+    bsp(m, [0xfa, 0xf4]);
+    const r = m.run();
+    expect(r.reason).toBe("halted");
+    expect(r.status).toBe(1);
+    expect(r.message).toMatch(/vCPU 0 halted \(IF=0\), vCPU 1 waits for SIPI/);
+  });
+  it("sti; hlt with the APIC timer armed sleeps until the timer interrupt (time jumps while everyone sleeps)", () => {
+    const m = machine(2);
+    enable(m);
+    // IVT entry 0x40 -> 0x0000:0x7100, a handler that halts with IF=0 (so the run stops there)
+    m.vm.write(0x40 * 4, new Uint8Array([0x00, 0x71, 0x00, 0x00]));
+    m.vm.write(0x7100, new Uint8Array([0xfa, 0xf4])); // handler: cli; hlt
+    bsp(m, [0xfb, 0xf4, 0xeb, 0xfd]); // sti; hlt; jmp back to hlt
+    w(m, 0, APIC_LVTT, 0x40);
+    w(m, 0, APIC_TMICT, 5_000_000); // 10M ticks with divide-by-2
+    const r = m.run();
+    expect(r.reason).toBe("halted");
+    const v0 = m.vm.vcpus[0]!;
+    expect(v0.seg("cs").base + v0.rip).toBe(0x7102n); // after the handler's hlt
+    expect(r.stats.interrupts).toBe(1n);
+    expect(m.smp!.runners[0]!.clock()).toBeGreaterThanOrEqual(10_000_000);
+    expect(r.instructions).toBeLessThan(20n); // slept, did not spin
+  });
+  it("an IPI wakes a halted AP: the BSP starts it, the AP runs `sti; hlt`, the BSP's fixed IPI wakes it into its handler", () => {
+    const m = machine(2);
+    enable(m);
+    // AP trampoline at 0x8000 (SIPI vector 8): sti; hlt; jmp $-2 ; IVT 0x50 -> 0x0000:0x8100: cli; hlt
+    m.vm.write(0x8000, new Uint8Array([0xfb, 0xf4, 0xeb, 0xfd]));
+    m.vm.write(0x50 * 4, new Uint8Array([0x00, 0x81, 0x00, 0x00]));
+    m.vm.write(0x8100, new Uint8Array([0xfa, 0xf4]));
+    bsp(m, [0xfa, 0xf4]);
+    ipi(m, 0, 1, 0x4500);
+    ipi(m, 0, 1, 0x4608);
+    expect(m.run().reason).toBe("halted"); // both asleep: the AP in `sti; hlt`, the BSP with IF=0
+    const ap = m.smp!.runners[1]!;
+    expect(ap.vcpu.halted).toBe(true);
+    expect(ap.vcpu.interruptsEnabled).toBe(true);
+    w(m, 1, APIC_SPIV, 0x1ff); // the INIT reset the AP's APIC: enable it again
+    ipi(m, 0, 1, 0x4050);
+    const r = m.run();
+    expect(r.reason).toBe("halted");
+    expect(ap.vcpu.seg("cs").base + ap.vcpu.rip).toBe(0x8102n); // woke, took vector 0x50, halted in its handler
+  });
+});
