@@ -10,7 +10,7 @@ import { Worker } from "node:worker_threads";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Machine, RunResult, StopReason } from "../machine.js";
+import { timeoutMessage, type Machine, type RunResult, type StopReason } from "../machine.js";
 import type { Smp } from "./smp.js";
 import { packageRoot } from "../platform/node.js";
 import { CTL_STOP, CTL_KICKS, CTL_SLOT, CTL_IDLE, CTL_WORDS, type WorkerInit, type WorkerMessage } from "./protocol.js";
@@ -55,6 +55,7 @@ export function runParallel(machine: Machine, smp: Smp): Promise<RunResult> {
     };
 
     const handleExit = (cpu: number): void => {
+      if (Atomics.load(ctl, CTL_SLOT + cpu) !== 1) return; // (also orders the reads of the exit struct after the worker's writes)
       const r = smp.runners[cpu]!;
       const v = r.vcpu;
       const exit = v.exitNames.get(v.u32(vm.core.k.EXIT_REASON));
@@ -103,9 +104,11 @@ export function runParallel(machine: Machine, smp: Smp): Promise<RunResult> {
       w.on("error", (e) => finish("internal-error", 1, undefined, e));
       workers.push(w);
     }
-    if (limit > 0n) {
+    const timeoutMs = machine.opts.timeoutMs;
+    if (limit > 0n || timeoutMs !== undefined) {
       timer = setInterval(() => {
-        if (smp.instructions() >= limit) finish("instruction-limit", 1, `stopped after about ${limit} instructions (--max-instructions; parallel vCPUs stop within a few ms)`);
+        if (limit > 0n && smp.instructions() >= limit) finish("instruction-limit", 1, `stopped after about ${limit} instructions (--max-instructions; parallel vCPUs stop within a few ms)`);
+        else if (timeoutMs !== undefined && performance.now() - start >= timeoutMs) finish("timeout", 1, timeoutMessage(timeoutMs, vm.vcpus[0]!.rip));
       }, 10);
     }
   });
