@@ -39,6 +39,12 @@ export interface MachineOptions {
   trace?: TraceRecorder;
   /** Stop after this many guest instructions (0 = no limit). */
   maxInstructions?: bigint;
+  /**
+   * Stop after this much wall-clock time in run(), in ms (--timeout). Checked
+   * at every exit: it also stops a guest that retires no instructions at all
+   * (an exception storm whose handler faults again), which --max-instructions cannot.
+   */
+  timeoutMs?: number;
   /** MMU mode (default "shadow") and knobs (src/mmu/knobs.ts). */
   mmu?: MmuMode;
   knobs?: Partial<MmuKnobs>;
@@ -57,6 +63,7 @@ export type StopReason =
   | "halted" // HLT with interrupts disabled: it can never wake
   | "internal-error" // an instruction the interpreter does not implement
   | "instruction-limit"
+  | "timeout" // --timeout: the wall-clock limit
   | "paused"; // run()'s `until` was reached: the guest can continue with another run()
 
 export interface RunResult {
@@ -158,10 +165,12 @@ export class Machine {
     const cpu = this.vm.vcpus[0];
     const start = performance.now();
     const limit = this.opts.maxInstructions ?? 0n;
+    const deadline = this.opts.timeoutMs !== undefined ? start + this.opts.timeoutMs : Infinity;
     const done = (reason: StopReason, status: number, message?: string, extra: Partial<RunResult> = {}): RunResult => ({
       reason, status, message, instructions: cpu.instructions, wallMs: performance.now() - start, stats: cpu.stats(), ...extra,
     });
     for (;;) {
+      if (performance.now() >= deadline) return done("timeout", 1, timeoutMessage(this.opts.timeoutMs!, cpu.rip));
       // with tracing on, short slices drain the ring before it can wrap
       let budget = this.opts.trace ? TRACE_SLICE : SLICE;
       if (limit > 0n) {
@@ -210,4 +219,9 @@ export class Machine {
       }
     }
   }
+}
+
+/** What --timeout says when it stops a guest. */
+export function timeoutMessage(ms: number, rip: bigint): string {
+  return `stopped after ${ms / 1000} s of wall-clock time (--timeout) at rip 0x${rip.toString(16)}`;
 }

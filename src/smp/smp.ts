@@ -15,7 +15,7 @@
  * waits for a SIPI and no timer can wake any of them.
  */
 import { instantiateCore, type Core } from "../core/core.js";
-import type { Machine, RunResult, StopReason } from "../machine.js";
+import { timeoutMessage, type Machine, type RunResult, type StopReason } from "../machine.js";
 import type { Vcpu, ExitName } from "../vcpu.js";
 import { ApicBus } from "./apic_bus.js";
 import { VcpuRunner } from "./vcpu_runner.js";
@@ -114,6 +114,8 @@ export class Smp {
   runDeterministic(onSlice?: (cpu: Vcpu) => void): RunResult {
     const start = performance.now();
     const limit = this.machine.opts.maxInstructions ?? 0n;
+    const timeoutMs = this.machine.opts.timeoutMs;
+    const deadline = timeoutMs !== undefined ? start + timeoutMs : Infinity;
     const done = (reason: StopReason, status: number, message?: string, extra: Partial<RunResult> = {}): RunResult => ({
       reason, status, message, instructions: this.instructions(), wallMs: performance.now() - start, stats: this.stats(), ...extra,
     });
@@ -128,9 +130,12 @@ export class Smp {
           anyRan = true;
           const before = r.vcpu.instructions;
           const exit = r.enter(slice - used);
-          used += Number(r.vcpu.instructions - before);
+          // a BUDGET exit used the whole turn, even if no instruction retired (an exception storm):
+          // counting only retired instructions let such a vCPU keep its turn forever
+          used = exit === "BUDGET" ? slice : used + Math.max(1, Number(r.vcpu.instructions - before));
           const stop = this.handleExit(r, exit);
           if (stop) return done(stop.reason, stop.status, stop.message, stop.extra);
+          if (performance.now() >= deadline) return done("timeout", 1, timeoutMessage(timeoutMs!, r.vcpu.rip));
         }
         // a vCPU that slept for part of its slice is credited the rest as idle time
         const ran = r.clock() - t0;

@@ -1,8 +1,9 @@
 /**
  * Resource limits: asking for more guest RAM than the WebAssembly address
  * space can hold is a clear error (status 2, a BootError naming the real
- * maximum), and a guest that never halts is stopped by --max-instructions
- * with a clear message and its counters.
+ * maximum); a guest that never halts is stopped by --max-instructions, and
+ * one that never even retires an instruction (an exception whose handler
+ * faults again, forever) by --timeout, with a clear message and the counters.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -11,6 +12,7 @@ import { packageRoot, loadCoreModule } from "../../src/platform/node.js";
 import { Vm } from "../../src/vm.js";
 import { BootError } from "../../src/errors.js";
 import { rawImage, writeTemp } from "../support/tiny_image.js";
+import { Machine } from "../../src/machine.js";
 
 const root = packageRoot();
 function cli(...args: string[]) {
@@ -18,6 +20,30 @@ function cli(...args: string[]) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const MiB = 1024 * 1024;
+
+/**
+ * A 32-bit kernel that loads a GDT and an IDT whose every gate points at a
+ * `ud2`, then executes it: each #UD is delivered to the same `ud2`, so after
+ * three instructions the guest retires nothing, ever (the stack descends and
+ * wraps into MMIO space, which ignores the pushes).
+ */
+function faultLoopImage(): Uint8Array {
+  const LOAD = 0x100000;
+  const b = new Uint8Array(0x100);
+  const dv = new DataView(b.buffer);
+  const le = (o: number, v: number) => dv.setUint32(o, v, true);
+  b.set([0x0f, 0x01, 0x15], 0); le(3, LOAD + 0x40); // lgdt [gdtr]
+  b.set([0x0f, 0x01, 0x1d], 7); le(10, LOAD + 0x48); // lidt [idtr]
+  b.set([0xbc], 14); le(15, 0x80000); // mov esp, 0x80000
+  b.set([0x0f, 0x0b], 19); // ud2: the instruction and every handler
+  dv.setUint16(0x40, 0x17, true); le(0x42, LOAD + 0x60);
+  dv.setUint16(0x48, 0x3f, true); le(0x4a, LOAD + 0x80);
+  dv.setBigUint64(0x68, 0x00cf9b000000ffffn, true); // 0x08: flat 32-bit code
+  dv.setBigUint64(0x70, 0x00cf93000000ffffn, true); // 0x10: flat data
+  const h = LOAD + 19;
+  for (let v = 0; v < 8; v++) dv.setBigUint64(0x80 + v * 8, BigInt(h & 0xffff) | (0x08n << 16n) | (0x8e00n << 32n) | (BigInt(h >>> 16) << 48n), true);
+  return rawImage([...b]);
+}
 
 describe("resource limits", () => {
   it("-m beyond the 4 GiB address space: status 2, one line naming the real maximum, which then boots", () => {
@@ -66,5 +92,32 @@ describe("resource limits", () => {
     expect(r.stderr).toContain("stopped after 3000000 instructions (--max-instructions)");
     expect(r.stderr).toMatch(/^shadow86: 3000000 instructions in /m);
     expect(r.stderr).toMatch(/counters: .*budget_exits=\d+/);
+  });
+
+  // --max-instructions counts retired instructions, so it cannot stop this
+  // guest; --timeout can, in every run mode. With -smp in deterministic mode
+  // such a vCPU used to keep its turn forever (its turn only ended after
+  // `slice` retired instructions): the whole machine hung, --timeout or not.
+  it("--timeout stops a guest that retires no instructions, single vCPU and -smp (both modes)", () => {
+    const f = writeTemp("faultloop.elf", faultLoopImage());
+    for (const extra of [[], ["-smp", "2", "--smp-mode", "deterministic"], ["-smp", "2", "--smp-mode", "parallel"]]) {
+      const t = performance.now();
+      const r = cli("-kernel", f, "--timeout", "0.5", "--max-instructions", "1000", ...extra);
+      const secs = (performance.now() - t) / 1000;
+      expect(r.status, extra.join(" ")).toBe(1);
+      expect(r.stderr, extra.join(" ")).toMatch(/^shadow86: stopped after 0\.5 s of wall-clock time \(--timeout\) at rip 0x100013$/m);
+      expect(r.stderr, extra.join(" ")).toMatch(/stop: timeout, status 1/);
+      expect(r.stderr, extra.join(" ")).toMatch(/counters: .*exceptions=\d+/);
+      expect(secs, extra.join(" ")).toBeLessThan(30);
+    }
+    expect(cli("-kernel", f, "--timeout", "soon").status).toBe(2);
+  }, 120_000);
+
+  it("-smp deterministic: a vCPU that retires nothing still ends its turn (rounds go on, the other vCPUs get theirs)", () => {
+    const m = new Machine({ module: loadCoreModule(), ramSize: 16 * MiB, kernel: faultLoopImage(), kernelPath: "faultloop.elf", smp: 2, smpMode: "deterministic", timeoutMs: 400 });
+    let rounds = 0;
+    const r = m.run(() => { rounds++; });
+    expect(r.reason).toBe("timeout");
+    expect(rounds).toBeGreaterThan(10);
   });
 });
