@@ -120,4 +120,49 @@ describe("resource limits", () => {
     expect(r.reason).toBe("timeout");
     expect(rounds).toBeGreaterThan(10);
   });
+
+  // A guest that builds address spaces without end: 3000 page-table roots,
+  // each loaded into CR3 and used. The shadow MMU recycles its oldest pages
+  // at n_max_mmu_pages instead of growing: shadow pages in use stay under the
+  // cap, linear memory does not grow, and the audit is clean at the end.
+  it("thousands of address spaces hit n_max_mmu_pages recycling, not host memory", () => {
+    const vm = new Vm({ module: loadCoreModule(), ramSize: 32 * MiB, mmu: "shadow" });
+    const cpu = vm.vcpus[0]!;
+    const k = vm.core.k;
+    const bytesBefore = vm.memory.buffer.byteLength;
+    const N = 3000, ROOTS = 0x400000, PDPT = 0x2000, PD = 0x3000;
+    const dv = new DataView(new ArrayBuffer(8));
+    const put = (gpa: number, v: bigint) => { dv.setBigUint64(0, v, true); vm.write(gpa, new Uint8Array(dv.buffer)); };
+    put(PDPT, BigInt(PD) | 3n);
+    put(PD, 0x83n); // 2 MiB page at 0: code and data
+    for (let i = 0; i < N; i++) put(ROOTS + i * 0x1000, BigInt(PDPT) | 3n);
+    const code = [
+      0x48, 0xc7, 0xc0, 0x00, 0x00, 0x40, 0x00, // mov rax, ROOTS
+      0x0f, 0x22, 0xd8, // loop: mov cr3, rax
+      0x8b, 0x1c, 0x25, 0x00, 0x80, 0x00, 0x00, // mov ebx, [0x8000]
+      0x48, 0x05, 0x00, 0x10, 0x00, 0x00, // add rax, 0x1000
+      0x48, 0x3d, ...[ROOTS + N * 0x1000].flatMap((v) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff]), // cmp rax, end
+      0x72, 0xe8, // jb loop
+      0xf4, // hlt
+    ];
+    vm.write(0x10000, new Uint8Array(code));
+    cpu.set64(k.VCPU_CR0, 0x80000011n);
+    cpu.set64(k.VCPU_CR4, 0x20n);
+    cpu.set64(k.VCPU_EFER, 0x500n);
+    cpu.set64(k.VCPU_CR3, BigInt(ROOTS));
+    cpu.setSeg("cs", { selector: 0x08, base: 0n, limit: 0xffffffff, attr: 0xa09b });
+    cpu.rip = 0x10000n;
+    cpu.pagingStateChanged();
+    let exit;
+    let maxInUse = 0;
+    for (let i = 0; i < 100 && (exit = cpu.enter(1000)) === "BUDGET"; i++) maxInUse = Math.max(maxInUse, vm.mmu.pagesInUse);
+    expect(exit).toBe("HLT");
+    expect(cpu.reg("rax")).toBe(BigInt(ROOTS + N * 0x1000));
+    expect(maxInUse).toBeLessThanOrEqual(vm.mmu.maxPages);
+    console.log(`${N} address spaces: at most ${maxInUse} shadow pages in use (n_max_mmu_pages ${vm.mmu.maxPages}), ${cpu.stats()["mmu_recycled"]} recycled`);
+    expect(cpu.stats()["mmu_recycled"]).toBeGreaterThan(0n);
+    expect(vm.memory.buffer.byteLength).toBe(bytesBefore);
+    vm.core.fn.vcpu_bind(cpu.base);
+    expect(vm.mmu.audit().first).toBe("");
+  });
 });
