@@ -12,6 +12,6 @@ export * from "./mmu/exports";
 // SMP: the remote requests (KVM's kvm_flush_remote_tlbs / kvm_reload_remote_mmus) and their generations
 export { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "./mmu/layout";
 export { kvm_flush_remote_tlbs, kvm_reload_remote_mmus } from "./mmu/tlbflush";
-export { VM_BUS_LOCK } from "./vm";
+export { VM_BUS_LOCK, VM_PLE_WINDOW } from "./vm";
 export { decode_length, decoded_field } from "./debug";
 export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all, mmu_reset_context } from "./bind";

@@ -20,6 +20,8 @@ export const MEM_READONLY: u32 = 1 << 1; // KVM_MEM_READONLY
 // SMP: the bus lock LOCK-prefixed instructions (and XCHG with memory) hold
 // while they run, so their read-modify-write is atomic across vCPU threads.
 export const VM_BUS_LOCK: i32 = 1536; // u32 0 free, 1 held
+// SMP: PAUSEs per run() after which a vCPU leaves run() (0: PAUSE-loop exiting off; see cpu/mov.ts)
+export const VM_PLE_WINDOW: i32 = 1540;
 
 export const VM_SIZE: i32 = 4096;
 

@@ -19,6 +19,7 @@ import { IoBus } from "./devices/io_bus.js";
 import { TRACE_RING_ENTRIES } from "./trace/trace.js";
 import { ShadowMmu, planMmuLayout } from "./mmu/shadow_mmu.js";
 import { DEFAULT_KNOBS, type MmuKnobs, type MmuMode } from "./mmu/knobs.js";
+import { DirtyLog, dirtyLogBytes, type UserMemoryRegion } from "./dirty/dirty_log.js";
 
 const PAGE = 4096;
 const TRACE_RING_BYTES = TRACE_RING_ENTRIES * 32;
@@ -69,6 +70,8 @@ export class Vm implements GuestMemory {
   readonly mmu: ShadowMmu;
   readonly io = new IoBus();
   readonly memslots = new Map<number, Memslot>();
+  /** Memslots and dirty logging (src/dirty/dirty_log.ts). */
+  readonly dirtyLog: DirtyLog;
   private bytes: Uint8Array;
   private dv: DataView;
 
@@ -96,7 +99,9 @@ export class Vm implements GuestMemory {
     const knobs: MmuKnobs = { ...DEFAULT_KNOBS, ...opts.knobs };
     const mmuStart = align(this.traceBase + maxVcpus * TRACE_RING_BYTES, PAGE);
     const mmuLayout = planMmuLayout(this.core.k, mmuStart, ram, mmuMode, knobs);
-    this.ramBase = align(mmuLayout.end, 16 * MiB);
+    // dirty bitmaps (src/dirty/) after the MMU's pools
+    const dirtyStart = mmuLayout.end, dirtyEnd = dirtyStart + dirtyLogBytes(ram);
+    this.ramBase = align(dirtyEnd, 16 * MiB);
     // at least 64 KiB after RAM: the decoder reads whole 8-byte words at the
     // end of the last page (and masks off what is not the instruction)
     const guard = Math.max(opts.guardSize ?? 0, 65536);
@@ -104,7 +109,7 @@ export class Vm implements GuestMemory {
     const pages = Math.ceil(total / WASM_PAGE);
     if (pages > CORE_MAX_PAGES) {
       // the MMU's pools grow with RAM: search for the most RAM that really fits
-      const fits = (mib: number) => align(planMmuLayout(this.core.k, mmuStart, mib * MiB, mmuMode, knobs).end, 16 * MiB) + mib * MiB + guard <= CORE_MAX_PAGES * WASM_PAGE;
+      const fits = (mib: number) => align(planMmuLayout(this.core.k, mmuStart, mib * MiB, mmuMode, knobs).end + dirtyLogBytes(mib * MiB), 16 * MiB) + mib * MiB + guard <= CORE_MAX_PAGES * WASM_PAGE;
       let lo = 0, hi = 4096;
       while (lo < hi) { const mid = Math.ceil((lo + hi) / 2); if (fits(mid)) lo = mid; else hi = mid - 1; }
       throw new BootError(null, `guest RAM of ${ram / MiB} MiB does not fit the 4 GiB WebAssembly address space (at most ${lo} MiB with this MMU mode)`);
@@ -120,6 +125,8 @@ export class Vm implements GuestMemory {
     this.core.fn.vm_bind(this.vmBase);
     this.mmu = new ShadowMmu(this.core, mmuMode, mmuLayout, knobs, () => this.dv, this.vmBase);
     this.mmu.init();
+    this.dirtyLog = new DirtyLog(this, dirtyStart, dirtyEnd);
+    this.dirtyLog.applyKnobs(knobs);
     // QEMU pc: RAM below the 640 KiB hole and above 1 MiB; the hole is MMIO (unassigned).
     this.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, size: Math.min(ram, PC_HOLE_START), flags: 0 });
     if (ram > PC_HOLE_END) this.setUserMemoryRegion({ slot: 1, guestPhysAddr: PC_HOLE_END, size: ram - PC_HOLE_END, flags: 0 });
@@ -140,6 +147,7 @@ export class Vm implements GuestMemory {
       ...this.vcpus.map((v) => ({ name: `vcpu${v.id}`, start: v.base, end: v.base + k.VCPU_SIZE })),
       ...this.vcpus.map((v) => ({ name: `trace ring ${v.id}`, start: this.traceRing(v.id), end: this.traceRing(v.id) + TRACE_RING_BYTES })),
       ...(this.mmu.layout.end > this.mmu.layout.start ? [{ name: "shadow mmu", start: this.mmu.layout.start, end: this.mmu.layout.end }] : []),
+      { name: "dirty bitmaps", start: this.dirtyLog.start, end: this.dirtyLog.end },
       ...[...this.memslots.values()].map((s) => ({ name: `memslot ${s.slot}`, start: s.hostOffset, end: s.hostOffset + s.size })),
     ].sort((a, b) => a.start - b.start);
   }
@@ -147,39 +155,14 @@ export class Vm implements GuestMemory {
   /** Where vCPU `id`'s trace ring lives (see src/trace/trace.ts). */
   traceRing(id: number): number { return this.traceBase + id * TRACE_RING_BYTES; }
 
-  /** KVM_SET_USER_MEMORY_REGION, for slots backed by this VM's RAM (size 0 deletes). */
-  setUserMemoryRegion(r: { slot: number; guestPhysAddr: number; size: number; flags: number }): void {
-    const k = this.core.k;
-    if (r.size === 0) this.memslots.delete(r.slot);
-    else {
-      if (r.guestPhysAddr % PAGE || r.size % PAGE) throw new BootError(null, `memslot ${r.slot}: address and size must be 4 KiB aligned`);
-      if (r.guestPhysAddr + r.size > this.size) throw new BootError(null, `memslot ${r.slot}: beyond guest RAM`);
-      for (const s of this.memslots.values()) {
-        if (s.slot !== r.slot && r.guestPhysAddr < s.guestPhysAddr + s.size && s.guestPhysAddr < r.guestPhysAddr + r.size) {
-          throw new BootError(null, `memslot ${r.slot} overlaps memslot ${s.slot}`);
-        }
-      }
-      this.memslots.set(r.slot, { ...r, hostOffset: this.ramBase + r.guestPhysAddr });
-    }
-    const slots = [...this.memslots.values()];
-    if (slots.length > k.VM_MAX_SLOTS) throw new BootError(null, "too many memslots");
-    this.dv.setUint32(this.vmBase + k.VM_NR_SLOTS, slots.length, true);
-    slots.forEach((s, i) => {
-      const a = this.vmBase + k.VM_SLOTS + i * k.MEMSLOT_SIZE;
-      this.dv.setBigUint64(a + k.MEMSLOT_BASE_GFN, BigInt(s.guestPhysAddr / PAGE), true);
-      this.dv.setBigUint64(a + k.MEMSLOT_NPAGES, BigInt(s.size / PAGE), true);
-      this.dv.setBigUint64(a + k.MEMSLOT_HOST, BigInt(s.hostOffset), true);
-      this.dv.setUint32(a + k.MEMSLOT_FLAGS, s.flags, true);
-      this.dv.setUint32(a + k.MEMSLOT_DIRTY_BITMAP, 0, true);
-    });
-    this.core.fn.memslots_changed();
-    for (const v of this.vcpus) v.flushTlb();
-    // gfn -> host changed: no shadow page may keep an old translation (kvm_mmu_zap_all_fast)
-    if (this.mmu?.shadow && this.vcpus.length > 0) {
-      this.core.fn.vcpu_bind(this.vcpus[0].base);
-      this.mmu.fn.mmu_zap_all_fast();
-    }
-  }
+  /** KVM_SET_USER_MEMORY_REGION: create, move, delete (size 0), flags LOG_DIRTY_PAGES / READONLY (src/dirty/dirty_log.ts). */
+  setUserMemoryRegion(r: UserMemoryRegion): void { this.dirtyLog.setUserMemoryRegion(r); }
+  /** KVM_GET_DIRTY_LOG: the slot's bitmap (bit i = page i); classic mode also clears and re-protects. */
+  getDirtyLog(slot: number): BigUint64Array { return this.dirtyLog.getDirtyLog(slot); }
+  /** KVM_CLEAR_DIRTY_LOG (manual protect): clear and re-protect pages [first, first + count) set in mask. */
+  clearDirtyLog(slot: number, first: number, count: number, mask?: BigUint64Array | Uint8Array): number { return this.dirtyLog.clearDirtyLog(slot, first, count, mask); }
+  /** KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (with KVM_DIRTY_LOG_INITIALLY_SET if asked); before any slot logs. */
+  enableManualDirtyLogProtect(opts: { initiallySet?: boolean } = {}): void { this.dirtyLog.enableManualProtect(opts); }
 
   // ---- GuestMemory (host access to guest-physical RAM)
   private ramRange(gpa: number, len: number): number {

@@ -12,6 +12,8 @@ import { shadow_translate, shadow_xlat_gpa, pt_write_hit, kvm_pt_write_log } fro
 import { VCPU, VCPU_CR0, VCPU_PENDING_IO, EXIT_MMIO_GPA, EXIT_MMIO_DATA, EXIT_MMIO_LEN, EXIT_MMIO_IS_WRITE, EXIT_MMIO, CR0_PG, CR0_WP, stat_inc, vcpu_load64 } from "./state";
 import { raise_abort, raise_gp, raise_ss, faulted } from "./fault";
 import { STAT_TLB_MISS, STAT_MMIO_EXITS } from "../stats";
+import { mark_page_dirty_gpa, dirty_log_tdp_perms } from "../mmu/dirty";
+import { MEM_LOG_DIRTY_PAGES } from "../vm";
 
 // CPL == 3 (kept by mode.ts); selects user-mode permission checks.
 export let cpl_user: bool = false;
@@ -78,6 +80,8 @@ export function translate(lin: u64, access: u32): i64 {
     perms &= ~(TLB_W_SUP | TLB_W_USR);
     if (is_write) return -2;
   }
+  // dirty logging: write permission is cached for a logged page only by a write, which marks it
+  if ((gpa_slot_flags & MEM_LOG_DIRTY_PAGES) != 0) perms = dirty_log_tdp_perms(gpa >> 12, perms, TLB_W_SUP | TLB_W_USR, is_write);
   const page_host = <usize>(h & ~0xfff);
   tlb_fill(lin, perms, page_host, gpa >> 12);
   return h;
@@ -184,6 +188,7 @@ function pt_write(a: usize, size: i32, v: u64): void {
   else if (size == 2) { old = <u64>load<u16>(a); store<u16>(a, <u16>v); }
   else if (size == 4) { old = <u64>load<u32>(a); store<u32>(a, <u32>v); }
   else { old = load<u64>(a); store<u64>(a, v); }
+  mark_page_dirty_gpa(gpa); // dirty logging: the host-emulated write dirties the page too
   kvm_pt_write_log(gpa, size, v, old);
 }
 

@@ -4,8 +4,10 @@ import {
   opsize, addrsize, reg, rm, mod_, ea, ea_off, imm, rex, rex_w, rep, seg_ovr, opcode,
   read_E, write_E, read_G, write_G, linear,
 } from "./decode";
-import { reg_read, reg_write, reg64, set_reg64, SEG_DS } from "./state";
-import { read_sz, write_sz, probe_write, read8 } from "./mem";
+import { reg_read, reg_write, reg64, set_reg64, SEG_DS, stat_inc, EXIT_BUDGET } from "./state";
+import { read_sz, write_sz, probe_write, read8, set_exit_pending } from "./mem";
+import { VMB, VM_PLE_WINDOW } from "../vm";
+import { STAT_PAUSE_EXITS } from "../stats";
 import { faulted, raise_ud } from "./fault";
 import { cond, size_mask } from "./flags";
 import { mode64 } from "./mode";
@@ -63,7 +65,23 @@ export function xchg_rAX(r: i32): void {
   reg_write(rr, opsize, false, a);
 }
 // 0x90: nop, pause (F3 90), or xchg r8, rax with REX.B
-export function nop_90(): void { if ((rex & 1) != 0) xchg_rAX(0); }
+export function nop_90(): void {
+  if ((rex & 1) != 0) { xchg_rAX(0); return; }
+  if (rep == 0xf3) pause();
+}
+
+// PAUSE-loop exiting (VMX's PLE, KVM's kvm_vcpu_on_spin): with SMP the host
+// sets VM_PLE_WINDOW; a vCPU that executes that many PAUSEs in one run()
+// leaves it (EXIT_BUDGET) so a spinning vCPU yields to the one it waits for.
+let pause_count: u32 = 0;
+export function pause_count_reset(): void { pause_count = 0; }
+function pause(): void {
+  const window = load<u32>(VMB + VM_PLE_WINDOW);
+  if (window == 0 || ++pause_count < window) return;
+  pause_count = 0;
+  stat_inc(STAT_PAUSE_EXITS);
+  set_exit_pending(EXIT_BUDGET);
+}
 export function nop(): void {}
 
 export function cbw(): void {

@@ -10,6 +10,7 @@ import {
 import { flags_sync_in, flags_sync_out, get_eflags } from "./flags";
 import { update_mode, mode64 } from "./mode";
 import { decode, next_ip, opcode, lock, mod_ } from "./decode";
+import { pause_count_reset } from "./mov";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
@@ -72,6 +73,7 @@ export function run(budget: i32): i32 {
   clear_triple_fault();
   stat_inc(STAT_HOST_EXITS);
   let reason = 0;
+  pause_count_reset();
   smp_poll(); // requests raised while this vCPU was outside run() (vcpu_enter_guest's kvm_check_request)
   while (budget > 0) {
     // SMP: a kick from another thread ends the slice; remote TLB flush /

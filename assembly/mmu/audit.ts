@@ -31,6 +31,7 @@ import {
   PT64_NX_MASK, PT_WRITABLE_MASK, ACC_WRITE_MASK, ACC_USER_MASK, ACC_EXEC_MASK,
 } from "./spte";
 import { pte_list_count, pte_list_get, pte_list_contains, gfn_to_rmap, gfn_to_rmap_level, nr_regions } from "./rmap";
+import { is_possibly_writable } from "./spte";
 import { lpage_disallowed, lpage_disallow_addr } from "./mmu_page";
 import { is_large_pte } from "./spte";
 import { it_level } from "./fault";
@@ -211,7 +212,7 @@ function audit_page(sp: usize): void {
     const sptep = spt + (<usize>i << 3);
     const spte = load<u64>(sptep);
     const bit = (load<u64>(sp + SP_POSSIBLE_WRITABLE_SPTE_BITMAP + (<usize>(i >> 6) << 3)) >> <u64>(i & 63)) & 1;
-    const w = is_shadow_present_pte(spte) && is_writable_pte(spte);
+    const w = is_possibly_writable(spte); // writable or mmu-writable (spte.ts, seed 000)
     if (w) writable++;
     if ((bit != 0) != w) report(AUDIT_WRITABLE_BITMAP, sp, i, sp_gfn(sp), spte, bit);
     if (!is_shadow_present_pte(spte)) continue;

@@ -38,6 +38,10 @@ import { drop_spte, drop_parent_pte, make_mmu_pages_available, kvm_mmu_commit_za
 import { kvm_flush_remote_tlbs } from "./tlbflush";
 import { mmu_lock, mmu_unlock } from "./cache";
 import { root_level, root_hpa, pae_root } from "./roots";
+// issue 8: dirty logging, write-protect-all (seed 000), the fast path
+import { dirty_log_leaf_spte, gfn_dirty_logged } from "./dirty";
+import { mmu_load_shadow_page, handle_readonly_upper_spte, wp_all_link_mask } from "./wp_all";
+import { fast_page_fault } from "./fast_pf";
 
 export const RET_PF_FIXED: i32 = 1;
 export const RET_PF_EMULATE: i32 = 2; // write to a write-tracked gfn: emulate it
@@ -83,7 +87,8 @@ function kvm_mmu_child_role(sptep: usize, direct: bool, access: u32): u32 {
 }
 
 function link_shadow_page(sptep: usize, sp: usize): void {
-  mmu_spte_set(sptep, make_nonleaf_spte(sp_spt(sp)));
+  // seed 000: an out-of-date page is linked read-only while write-protect-all is on
+  mmu_spte_set(sptep, make_nonleaf_spte(sp_spt(sp)) & wp_all_link_mask(sp));
   pte_list_add(sp + SP_PARENT_PTES, sptep);
 }
 
@@ -103,6 +108,8 @@ function mmu_set_spte(sptep: usize, pte_access: u32, gfn: u64, host: usize, writ
   if (global) spte |= SPTE_GUEST_GLOBAL;
   const level = sp_level(sp);
   if (level > 1) spte |= PT_PAGE_SIZE_MASK;
+  // dirty logging (dirty.ts): writable in a logged slot only at 4 KiB for a write, which marks the gfn
+  spte = dirty_log_leaf_spte(spte, gfn, level, write_fault);
   const old = load<u64>(sptep);
   let flush = false;
   if (is_shadow_present_pte(old) && level > 1 && !is_large_pte(old)) {
@@ -156,6 +163,7 @@ export function kvm_mmu_update_pte(sp: usize, index: i32, gpte: u64): bool {
 // and its host address is aligned to the page size (host_mapping_level).
 function host_mapping_level(gfn: u64, max_level: i32): i32 {
   if (load<u32>(VMB + VM_KNOB_LARGE_SPTES) == 0) return 1;
+  if (gfn_dirty_logged(gfn)) return 1; // seed 001: no new large sptes in a logged slot
   for (let level = max_level; level >= 2; level--) {
     const span = <u64>1 << <u64>(9 * (level - 1));
     const base = gfn & ~(span - 1);
@@ -199,8 +207,9 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
       const sp = kvm_mmu_get_page(walker_table_gfn(it_level - 1),
                                   kvm_mmu_child_role(it_sptep, false, walker_pt_access(it_level - 1)));
       if (sp == 0) return RET_PF_RETRY;
+      if (write_fault && mmu_load_shadow_page(sp)) flush = true; // seed 000
       link_shadow_page(it_sptep, sp);
-    }
+    } else if (handle_readonly_upper_spte(it_sptep, write_fault)) flush = true; // seed 000
     if (!shadow_walk_next(lin)) return RET_PF_RETRY;
   }
   // The large-page level is decided only now: shadowing the guest's tables
@@ -231,8 +240,9 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
       const span: u64 = (<u64>1 << (9 * <u64>(it_level - 1))) - 1;
       const sp = kvm_mmu_get_page(gfn & ~span, kvm_mmu_child_role(it_sptep, true, pte_access));
       if (sp == 0) return RET_PF_RETRY;
+      if (write_fault && mmu_load_shadow_page(sp)) flush = true; // seed 000
       link_shadow_page(it_sptep, sp);
-    }
+    } else if (handle_readonly_upper_spte(it_sptep, write_fault)) flush = true; // seed 000
     if (!shadow_walk_next(lin)) return RET_PF_RETRY;
   }
   if (flush) kvm_flush_remote_tlbs();
@@ -251,6 +261,11 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
 // hypervisor (exits), except those that continue as the PT_WRITE or MMIO
 // exit run() returns with (counted there).
 export function kvm_mmu_page_fault(lin: u64, access: u32, cpl3: bool): i32 {
+  // the lockless fast path first (fast_pf.ts; counted in fast_pf_fixed, not pf_fixed)
+  if ((access & ACC_WRITE) != 0 && fast_page_fault(lin, access, cpl3 && (access & ACC_IMPLICIT) == 0)) {
+    stat_inc(STAT_EXITS);
+    return RET_PF_FIXED;
+  }
   const r = page_fault(lin, access, cpl3);
   const code = (access & (ACC_WRITE | ACC_FETCH)) | (cpl3 ? ACC_USER : 0);
   if (r == RET_PF_FIXED) trace(TRACE_PF_FIXED, code, lin, fault_gpa);

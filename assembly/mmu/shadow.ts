@@ -29,6 +29,7 @@ import { kvm_check_tlb_and_reload_requests } from "./tlbflush";
 import { exit_pending, set_exit_pending } from "../cpu/mem";
 import { opcode, rep, addrsize, ip_start } from "../cpu/decode";
 import { trace, TRACE_PT_WRITE } from "../trace";
+import { wp_all_load_roots } from "./wp_all";
 
 // Set by shadow_translate when the access is a write the core must perform
 // on a write-tracked page-table gfn and then log (mem.ts write_slow).
@@ -38,12 +39,17 @@ export let shadow_xlat_gpa: u64 = 0;
 // The spte walk: the leaf spte for `lin` (0 if a level is missing);
 // leaf_sptep is left at its address.
 export let leaf_sptep: usize = 0;
+// Rights are ANDed down the levels, as the hardware does: an upper spte left
+// read-only by write-protect-all (seed 000, wp_all.ts) takes the write
+// right away from the leaf's value returned here (the leaf itself keeps it).
 export function spte_walk(lin: u64): u64 {
   if (!shadow_walk_init(lin)) return 0;
+  let upper_ro = false;
   while (true) {
     const spte = load<u64>(it_sptep);
     if (!is_shadow_present_pte(spte)) return 0;
-    if (is_last_spte(spte, it_level)) { leaf_sptep = it_sptep; return spte; }
+    if (is_last_spte(spte, it_level)) { leaf_sptep = it_sptep; return upper_ro ? spte & ~PT_WRITABLE_MASK : spte; }
+    if ((spte & PT_WRITABLE_MASK) == 0) upper_ro = true;
     shadow_walk_next(lin);
   }
   return 0;
@@ -59,7 +65,7 @@ export function spte_walk(lin: u64): u64 {
 
 // Would the hardware allow this access through `spte`? (host CR0.WP = 1;
 // SMEP/SMAP as the guest set them, since shadow paging runs with the guest's)
-function spte_permits(spte: u64, access: u32, user: bool): bool {
+export function spte_permits(spte: u64, access: u32, user: bool): bool {
   if (!is_shadow_present_pte(spte)) return false;
   const u = (spte & PT_USER_MASK) != 0;
   if (user && !u) return false;
@@ -115,6 +121,7 @@ export function shadow_translate(lin: u64, access: u32, cpl3: bool): i64 {
   let tries = 0;
   while (true) {
     mmu_reload_if_needed();
+    wp_all_load_roots(); // seed 000: bring the root(s) up to the write-protect-all generation
     spte = spte_walk(lin);
     if (spte_permits(spte, access, user)) break;
     const r = kvm_mmu_page_fault(lin, access, cpl3);
@@ -131,7 +138,8 @@ export function shadow_translate(lin: u64, access: u32, cpl3: bool): i64 {
     }
     if (++tries > 8) unreachable(); // the fault did not fix the spte: an MMU bug
   }
-  if ((spte & PT_ACCESSED_MASK) == 0) store<u64>(leaf_sptep, spte | PT_ACCESSED_MASK);
+  // atomic: the lockless fast path (fast_pf.ts) may be setting W; `spte` may lack W (upper_ro)
+  if ((spte & PT_ACCESSED_MASK) == 0) atomic.or<u64>(leaf_sptep, PT_ACCESSED_MASK);
   let host = spte_addr(spte);
   let gfn = kvm_mmu_page_get_gfn(sptep_to_sp(leaf_sptep), spte_index(leaf_sptep));
   if (it_level > 1) {

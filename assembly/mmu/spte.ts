@@ -67,9 +67,15 @@ export function make_spte(pte_access: u32, host: usize, host_writable: bool): u6
 
 // ---- writing sptes. Every store goes through these so the shadow page's
 // possible_writable_spte_bitmap and counter (seed 000) stay exact.
+// "Possibly writable" (seed 000): writable, or a leaf the lockless fast path
+// may make writable (SPTE_MMU_WRITEABLE), so fast_pf.ts never has to touch
+// the bitmap and mmu_load_shadow_page never misses an spte it fixed.
+@inline export function is_possibly_writable(spte: u64): bool {
+  return is_shadow_present_pte(spte) && (spte & (PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE)) != 0;
+}
 function track_writable(sptep: usize, old: u64, spte: u64): void {
-  const was = is_writable_pte(old) && is_shadow_present_pte(old);
-  const now = is_writable_pte(spte) && is_shadow_present_pte(spte);
+  const was = is_possibly_writable(old);
+  const now = is_possibly_writable(spte);
   if (was == now) return;
   const sp = sptep_to_sp(sptep);
   const idx = spte_index(sptep);

@@ -10,6 +10,7 @@ import {
 } from "../cpu/state";
 import { raise_pf, faulted, PFERR_PRESENT, PFERR_WRITE, PFERR_USER, PFERR_RSVD, PFERR_FETCH } from "../cpu/fault";
 import { gpa_to_host } from "../vm";
+import { mark_page_dirty_gpa } from "./dirty";
 import { VCPU, stat_inc } from "../cpu/state";
 import { STAT_PF_GUEST } from "../stats";
 import { WALK_TABLE_GFN, WALK_PTES, WALK_PTE_GPA, WALK_PT_ACCESS, WALK_PTE_ACCESS, WALK_GFN, WALK_LEVEL, WALK_MAX_LEVEL } from "./layout";
@@ -75,11 +76,15 @@ export function pt_read(gpa: u64, is64: bool): u64 {
   return is64 ? load<u64>(<usize>h) : <u64>load<u32>(<usize>h);
 }
 // Set A (and D) bits in a guest entry atomically, like the hardware does.
+// A bit that changes dirties the table's page for dirty logging, as KVM's
+// update_accessed_dirty_bits marks the table gfn.
 function pt_set_bits(gpa: u64, bits: u64, is64: bool): void {
   const h = gpa_to_host(gpa);
   if (h < 0) return;
-  if (is64) atomic.or<u64>(<usize>h, bits);
-  else atomic.or<u32>(<usize>h, <u32>bits);
+  let old: u64;
+  if (is64) old = atomic.or<u64>(<usize>h, bits);
+  else old = <u64>atomic.or<u32>(<usize>h, <u32>bits);
+  if ((old & bits) != bits) mark_page_dirty_gpa(gpa);
 }
 
 // Walk the guest tables for `lin`; returns the gpa, or -1 after raising #PF.

@@ -29,6 +29,20 @@ export function suite(features: { mmu: boolean }): BenchRow[] {
       off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
       on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
       claim: "seed 004: a switch back to a cached root builds nothing" });
+    // issue 8: dirty logging (more in src/dirty/bench.ts: enable time vs RAM size, get/clear per GiB)
+    const dw = { workload: "dirty-writer rounds=16 pages=32768", image: "guest-images/dirty-writer.elf", append: "rounds=16 pages=32768 writes=32768" };
+    rows.push({ ...dw, metric: "wall_s",
+      off: { label: "no logging", args: ["--mmu", "shadow"] },
+      on: { label: "--dirty-log 1 (rmap)", args: ["--mmu", "shadow", "--dirty-log", "1"] },
+      claim: "seed 000: guest writes ~3% slower with logging on (wp_all=generation)" });
+    rows.push({ ...dw, metric: "wall_s",
+      off: { label: "wp_all=rmap", args: ["--mmu", "shadow", "--dirty-log", "1", "--knob", "wp_all=rmap"] },
+      on: { label: "wp_all=generation", args: ["--mmu", "shadow", "--dirty-log", "1", "--knob", "wp_all=generation"] },
+      claim: "seed 000: O(1) write-protect-all; protection moves down on write faults" });
+    rows.push({ ...dw, metric: "fast_pf_fixed",
+      off: { label: "no logging", args: ["--mmu", "shadow"] },
+      on: { label: "--dirty-log 1", args: ["--mmu", "shadow", "--dirty-log", "1"] },
+      claim: "write faults on dirty-logged 4 KiB sptes fixed without mmu_lock" });
   }
   return rows;
 }

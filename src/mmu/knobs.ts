@@ -21,9 +21,13 @@ export interface MmuKnobs {
   large_sptes: boolean;
   /** Test only: skip one kind of TLB flush, so a guest test can prove it notices stale translations. */
   broken_flush: BrokenFlush;
+  /** How dirty logging write-protects (issue 8): "rmap" walks every page's rmap (KVM's kvm_mmu_slot_remove_write_access); "generation" is seed 000's O(1) write-protect-all. */
+  wp_all: "rmap" | "generation";
+  /** Test only: "no_reprotect" never write-protects for dirty logging (the dirty-log torture test's negative control). */
+  broken_dirty_log: "none" | "no_reprotect";
 }
 
-export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, broken_flush: "none" };
+export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, broken_flush: "none", wp_all: "rmap", broken_dirty_log: "none" };
 
 interface KnobSpec { name: keyof MmuKnobs; help: string; values: string; }
 export const KNOB_SPECS: readonly KnobSpec[] = [
@@ -32,6 +36,8 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
   { name: "large_sptes", help: "map large guest pages with large sptes (read-only, not zapped, when a page table appears in them: seed 001)", values: "1|0 (default 1)" },
   { name: "zap_orphans", help: "zapping a shadow page also zaps children left without parents", values: "1|0 (default 0, as KVM)" },
   { name: "broken_flush", help: "TEST ONLY: skip a TLB flush (negative control)", values: "none|invlpg|cr3|wrprot (default none)" },
+  { name: "wp_all", help: "how dirty logging write-protects: rmap (walk every page's rmap, as KVM) or generation (O(1) write-protect-all, seed 000)", values: "rmap|generation (default rmap)" },
+  { name: "broken_dirty_log", help: "TEST ONLY: never re-protect pages for dirty logging (negative control)", values: "none|no_reprotect (default none)" },
 ];
 
 export class KnobError extends Error {}
@@ -60,6 +66,14 @@ export function parseKnobs(settings: readonly string[], base: Readonly<MmuKnobs>
       case "broken_flush":
         if (!["none", "invlpg", "cr3", "wrprot"].includes(v)) throw new KnobError(`knob broken_flush wants none, invlpg, cr3 or wrprot, got "${v}"`);
         k.broken_flush = v as BrokenFlush;
+        break;
+      case "wp_all":
+        if (v !== "rmap" && v !== "generation") throw new KnobError(`knob wp_all wants rmap or generation, got "${v}"`);
+        k.wp_all = v;
+        break;
+      case "broken_dirty_log":
+        if (v !== "none" && v !== "no_reprotect") throw new KnobError(`knob broken_dirty_log wants none or no_reprotect, got "${v}"`);
+        k.broken_dirty_log = v;
         break;
       default:
         throw new KnobError(`unknown knob "${name}" (knobs: ${KNOB_SPECS.map((x) => x.name).join(", ")})`);

@@ -26,6 +26,8 @@ export type SmpMode = "deterministic" | "parallel";
 export const SMP_MODES: SmpMode[] = ["deterministic", "parallel"];
 /** Instructions per vCPU per round in deterministic mode. */
 export const DEFAULT_SMP_SLICE = 1000;
+/** PAUSEs in one run() after which a vCPU yields (KVM's PLE window, counted in PAUSEs here). */
+export const PLE_WINDOW = 64;
 
 export interface SmpOptions { cpus: number; mode?: SmpMode; slice?: number; }
 
@@ -54,6 +56,8 @@ export class Smp {
     this.runners = vm.vcpus.map((v, i) => new VcpuRunner(this.cores[i]!, v, vm.memory, this.bus));
     this.bus.localApics = this.runners.map((r) => r.apic);
     for (const r of this.runners) if (r.id !== 0) r.mpState = k.MP_STATE_UNINITIALIZED;
+    // PAUSE-loop exiting: a vCPU spinning on PAUSE yields (its turn, or its host core)
+    if (vm.vcpus.length > 1) new DataView(vm.memory.buffer).setUint32(vm.vmBase + k.VM_PLE_WINDOW, PLE_WINDOW, true);
     // firmware: ACPI RSDP/RSDT/MADT in the BIOS area, mapped read-only
     for (const t of acpiTables(vm.vcpus.length)) vm.write(t.gpa, t.bytes);
     vm.setUserMemoryRegion({ slot: BIOS_SLOT, guestPhysAddr: BIOS_AREA_START, size: BIOS_AREA_END - BIOS_AREA_START, flags: k.MEM_READONLY });

@@ -137,11 +137,16 @@ export class VcpuRunner {
     return d < 0 ? Infinity : Math.max(d - this.clock(), 1);
   }
 
+  /** True after enter() when the vCPU left run() because it spun on PAUSE (PAUSE-loop exiting). */
+  spun = false;
+
   /** Enter the guest for at most `budget` instructions (capped at the timer's deadline). */
   enter(budget: number): ExitName {
     const b = Math.max(1, Math.min(budget, this.ticksToTimer()));
     this.core.fn.vcpu_bind(this.vcpu.base);
+    const pauses = this.vcpu.stat(this.k.STAT_PAUSE_EXITS);
     const r = this.core.fn.run(b);
+    this.spun = this.vcpu.stat(this.k.STAT_PAUSE_EXITS) !== pauses;
     this.syncInjection();
     const name = this.vcpu.exitNames.get(r);
     if (!name) throw new Error(`the core returned an unknown exit reason ${r}`);

@@ -41,6 +41,8 @@ const runner = new VcpuRunner(core, vcpu, init.memory, bus);
 const i32 = new Int32Array(init.memory.buffer);
 const kickWord = (vcpu.base + k.VCPU_KICK) >> 2;
 const slot = CTL_SLOT + init.index;
+/** How long a vCPU that spun on PAUSE sleeps (unless kicked). */
+const SPIN_YIELD_MS = 0.05;
 
 /** Hand the current exit to the main thread and wait until it completed it. */
 function toMain(): void {
@@ -69,6 +71,12 @@ function loop(): void {
           return;
         }
         default: break; // HLT, BUDGET (slice over or kicked), PT_WRITE
+      }
+      if (runner.spun) {
+        // PAUSE-loop exit: give the host core to the vCPU this one waits for (kvm_vcpu_on_spin)
+        const t0 = performance.now();
+        Atomics.wait(i32, kickWord, 0, SPIN_YIELD_MS);
+        runner.addIdle((performance.now() - t0) * IDLE_TICKS_PER_MS);
       }
       continue;
     }

@@ -101,7 +101,10 @@ describe("DirtyLogTracker (over issue 8's KVM-like API)", () => {
   });
 
   it("createDirtyTracker picks the dirty log once the VM has one, page hashing otherwise", () => {
-    const { vm, logVm } = fakeVm();
+    const { vm: realVm, logVm } = fakeVm();
+    // issue 8 gave the real Vm a dirty log: a VM without getDirtyLog still gets page hashing
+    const vm = Object.assign(Object.create(realVm) as Vm, { getDirtyLog: undefined });
+    expect(createDirtyTracker(realVm).kind).toBe("dirty-log");
     expect(createDirtyTracker(vm).kind).toBe("hash");
     expect(() => createDirtyTracker(vm, "dirty-log")).toThrow(/no dirty log/);
     const withLog = Object.assign(Object.create(vm) as Vm, { getDirtyLog: logVm.getDirtyLog, setUserMemoryRegion: logVm.setUserMemoryRegion });
