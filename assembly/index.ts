@@ -13,5 +13,6 @@ export * from "./mmu/exports";
 export { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "./mmu/layout";
 export { kvm_flush_remote_tlbs, kvm_reload_remote_mmus } from "./mmu/tlbflush";
 export { VM_BUS_LOCK, VM_PLE_WINDOW } from "./vm";
+export * from "./mmu/dirty_exports"; // memslots, dirty logging, write-protect-all (issue 8)
 export { decode_length, decoded_field } from "./debug";
 export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all, mmu_reset_context } from "./bind";
