@@ -159,8 +159,7 @@ export class Machine {
    */
   run(onSlice?: (cpu: Vcpu) => void, until?: bigint): RunResult {
     if (this.smp) {
-      if (until !== undefined) throw new Error("run(until) is not supported with -smp");
-      return this.smp.runDeterministic(onSlice);
+      return this.smp.runDeterministic(onSlice, until);
     }
     const cpu = this.vm.vcpus[0];
     const start = performance.now();

@@ -115,7 +115,12 @@ export class Smp {
   }
 
   /** Deterministic mode: round-robin on this thread. */
-  runDeterministic(onSlice?: (cpu: Vcpu) => void): RunResult {
+  /**
+   * With `until`, stop as "paused" at the end of the first round in which
+   * vCPU 0 has retired that many instructions (rounds are never cut, so a
+   * paused and resumed run interleaves exactly like an uninterrupted one).
+   */
+  runDeterministic(onSlice?: (cpu: Vcpu) => void, until?: bigint): RunResult {
     const start = performance.now();
     const limit = this.machine.opts.maxInstructions ?? 0n;
     const timeoutMs = this.machine.opts.timeoutMs;
@@ -154,6 +159,7 @@ export class Smp {
       }
       if (limit > 0n && this.instructions() >= limit) return done("instruction-limit", 1, `stopped after ${limit} instructions (--max-instructions)`);
       onSlice?.(this.machine.vm.vcpus[0]!);
+      if (until !== undefined && this.machine.vm.vcpus[0]!.instructions >= until) return done("paused", 0);
     }
   }
 }
