@@ -9,6 +9,7 @@ export {
 } from "./vm";
 export { run } from "./cpu/run";
 export * from "./mmu/exports";
+export * from "./mmu/pte_write"; // the pte-write rules' primitives (issue 5)
 // SMP: the remote requests (KVM's kvm_flush_remote_tlbs / kvm_reload_remote_mmus) and their generations
 export { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "./mmu/layout";
 export { kvm_flush_remote_tlbs, kvm_reload_remote_mmus } from "./mmu/tlbflush";

@@ -29,6 +29,7 @@ import { kvm_check_tlb_and_reload_requests } from "./tlbflush";
 import { exit_pending, set_exit_pending } from "../cpu/mem";
 import { opcode, rep, addrsize, ip_start } from "../cpu/decode";
 import { trace, TRACE_PT_WRITE } from "../trace";
+import { clear_sp_write_flooding_count } from "./pte_write";
 import { wp_all_load_roots } from "./wp_all";
 
 // Set by shadow_translate when the access is a write the core must perform
@@ -48,6 +49,7 @@ export function spte_walk(lin: u64): u64 {
   while (true) {
     const spte = load<u64>(it_sptep);
     if (!is_shadow_present_pte(spte)) return 0;
+    clear_sp_write_flooding_count(it_sptep); // seed 003: the page is in use (pte_write.ts)
     if (is_last_spte(spte, it_level)) { leaf_sptep = it_sptep; return upper_ro ? spte & ~PT_WRITABLE_MASK : spte; }
     if ((spte & PT_WRITABLE_MASK) == 0) upper_ro = true;
     shadow_walk_next(lin);

@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
+import { pteWriteTable } from "./pte_write_rows.js";
 
 export interface Variant { label: string; args: string[]; }
 export interface BenchRow {
@@ -81,6 +82,8 @@ export function markdown(results: BenchResult[], qemu: Map<string, number | unde
   }
   const modes = mmuModesTable(results);
   if (modes) out.push("", modes);
+  const pteWrite = pteWriteTable(results); // issue 5: the seeds' table (src/bench/pte_write_rows.ts)
+  if (pteWrite) out.push("", pteWrite);
   if ([...qemu.values()].some((v) => v !== undefined)) {
     out.push("", "| image | shadow86 wall s | QEMU TCG wall s | shadow86 / QEMU |", "|---|---:|---:|---:|");
     for (const r of results) {

@@ -3,6 +3,7 @@
  * guest; knob rows name the seed whose claim they check.
  */
 import type { BenchRow } from "./bench.js";
+import { pteWriteRows } from "./pte_write_rows.js";
 
 export function suite(features: { mmu: boolean }): BenchRow[] {
   const rows: BenchRow[] = [
@@ -29,6 +30,7 @@ export function suite(features: { mmu: boolean }): BenchRow[] {
       off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
       on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
       claim: "seed 004: a switch back to a cached root builds nothing" });
+    rows.push(...pteWriteRows()); // issue 5: the pte-write rules, each off vs on (src/bench/pte_write_rows.ts)
     // issue 8: dirty logging (more in src/dirty/bench.ts: enable time vs RAM size, get/clear per GiB)
     const dw = { workload: "dirty-writer rounds=16 pages=32768", image: "guest-images/dirty-writer.elf", append: "rounds=16 pages=32768 writes=32768" };
     rows.push({ ...dw, metric: "wall_s",

@@ -6,6 +6,7 @@ import { loadCoreModule, packageRoot } from "../../src/platform/node.js";
 import type { MmuKnobs, MmuMode } from "../../src/mmu/knobs.js";
 import type { AuditReport } from "../../src/mmu/shadow_mmu.js";
 import { parseModules } from "../../src/cli/args.js";
+import type { TraceRecorder } from "../../src/trace/trace.js";
 
 export interface MmuRun extends RunResult {
   serial: string;
@@ -21,6 +22,8 @@ export interface ImageOptions {
   ramSize?: number; maxInstructions?: bigint; append?: string; initrd?: string;
   /** Called with the machine before it runs (e.g. to install a pte-write policy). */
   setup?: (m: Machine) => void;
+  /** Record a trace (src/trace/trace.ts) of the run. */
+  trace?: TraceRecorder;
 }
 
 export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = {}, opts: ImageOptions = {}): MmuRun {
@@ -36,6 +39,7 @@ export function runImage(name: string, mmu: MmuMode, knobs: Partial<MmuKnobs> = 
     maxInstructions: opts.maxInstructions ?? 4_000_000_000n,
     mmu,
     knobs,
+    trace: opts.trace,
   });
   opts.setup?.(machine);
   const r = machine.run();
