@@ -169,8 +169,9 @@ export class Vm implements GuestMemory {
     if (!(gpa >= 0 && len >= 0 && gpa + len <= this.size)) throw new BootError(null, `guest-physical range 0x${gpa.toString(16)}+${len} is outside RAM`);
     return this.ramBase + gpa;
   }
-  write(gpa: number, data: Uint8Array): void { this.bytes.set(data, this.ramRange(gpa, data.length)); }
-  fill(gpa: number, len: number, value: number): void { const a = this.ramRange(gpa, len); this.bytes.fill(value, a, a + len); }
+  // host writes dirty the pages too (kvm_write_guest's mark_page_dirty; src/dirty/dirty_log.ts)
+  write(gpa: number, data: Uint8Array): void { this.bytes.set(data, this.ramRange(gpa, data.length)); this.dirtyLog?.markRange(gpa, data.length); }
+  fill(gpa: number, len: number, value: number): void { const a = this.ramRange(gpa, len); this.bytes.fill(value, a, a + len); this.dirtyLog?.markRange(gpa, len); }
   read(gpa: number, len: number): Uint8Array { const a = this.ramRange(gpa, len); return this.bytes.slice(a, a + len); }
 }
 

@@ -266,6 +266,25 @@ export class DirtyLog {
     return n;
   }
 
+  /**
+   * The host wrote guest-physical [gpa, gpa + len) (vm.write / vm.fill: the
+   * loader, devices, an incoming migration): set the bits of the logged pages
+   * it covers, as KVM's kvm_write_guest marks what it writes. Atomic (u32 halves).
+   */
+  markRange(gpa: number, len: number): void {
+    if (this.bitmaps.size === 0 || len <= 0) return;
+    const i32 = new Int32Array(this.vm.memory.buffer);
+    const first = Math.floor(gpa / PAGE), last = Math.floor((gpa + len - 1) / PAGE);
+    for (const [slot, off] of this.bitmaps) {
+      const s = this.vm.memslots.get(slot)!;
+      const base = s.guestPhysAddr / PAGE, end = base + s.size / PAGE;
+      for (let g = Math.max(first, base); g <= Math.min(last, end - 1); g++) {
+        const rel = g - base;
+        Atomics.or(i32, (off >> 2) + (rel >> 5), 1 << (rel & 31));
+      }
+    }
+  }
+
   /** Where slot's bitmap lives (0 if it does not log). */
   bitmapOffset(slot: number): number { return this.bitmaps.get(slot) ?? 0; }
 

@@ -51,6 +51,7 @@ export interface HarvestReport {
 
 export function runWithDirtyLog(machine: Machine, o: HarvestOptions): HarvestReport {
   const vm = machine.vm;
+  const tStart = performance.now();
   if (o.everyInstructions <= 0n) throw new Error("harvest interval must be positive");
   if (o.manual) vm.enableManualDirtyLogProtect({ initiallySet: o.initiallySet });
   if (o.startAfter) {
@@ -70,7 +71,7 @@ export function runWithDirtyLog(machine: Machine, o: HarvestOptions): HarvestRep
   for (;;) {
     const r = machine.run(undefined, next);
     harvest();
-    if (r.reason !== "paused") { rep.result = r; break; }
+    if (r.reason !== "paused") { rep.result = { ...r, wallMs: performance.now() - tStart }; break; } // wall time of the whole run, harvests included
     next += o.everyInstructions;
   }
   return rep;

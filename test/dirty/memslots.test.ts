@@ -64,3 +64,20 @@ describe("memslots", () => {
     expect(vm.clearDirtyLog(2, 0, 1024)).toBe(0);
   });
 });
+
+describe("host writes", () => {
+  it("vm.write / vm.fill into a logged slot set the pages' bits (kvm_write_guest)", () => {
+    const { machine } = dirtyWriter();
+    const vm = machine.vm;
+    vm.setUserMemoryRegion({ slot: 2, guestPhysAddr: 32 * MiB, size: 4 * MiB, flags: 1 });
+    vm.getDirtyLog(2);
+    vm.write(32 * MiB + 4096 * 3 + 4000, new Uint8Array(200)); // pages 3 and 4
+    vm.fill(32 * MiB + 4096 * 100, 1, 7); // page 100
+    vm.write(1 * MiB, new Uint8Array(8)); // another slot, not logged
+    const bm = vm.getDirtyLog(2);
+    const pages: number[] = [];
+    for (let i = 0; i < 1024; i++) if ((bm[i >> 6]! >> BigInt(i & 63)) & 1n) pages.push(i);
+    expect(pages).toEqual([3, 4, 100]);
+    expect([...vm.getDirtyLog(2)].every((w) => w === 0n)).toBe(true);
+  });
+});
