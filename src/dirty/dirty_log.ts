@@ -77,6 +77,15 @@ export class DirtyLog {
   manualProtect = false;
   initiallySet = false;
   readonly stats: DirtyLogStats = { reprotects: 0, pagesReported: 0 };
+  /**
+   * Called after every re-protection (enable, get, clear), once the core has
+   * raised the TLB flush / root reload generations. With vCPUs running in
+   * other threads (-smp parallel) a vCPU notices them within 64 instructions;
+   * a harvest is exact only once every running vCPU has (KVM's
+   * kvm_flush_remote_tlbs waits for them): the SMP code sets this to kick the
+   * vCPUs and wait. Unset: single-threaded callers, nothing to wait for.
+   */
+  afterReprotect?: () => void;
   /** Scratch bitmaps for get/clear (each big enough for any slot). */
   private readonly outBuf: number;
   private readonly maskBuf: number;
@@ -160,6 +169,7 @@ export class DirtyLog {
     }
     if (newlyLogged && vm.vcpus.length > 0) {
       this.fn.kvm_dirty_log_enable(this.slotIndex(slot), this.manualProtect && this.initiallySet ? 1 : 0);
+      this.afterReprotect?.();
     }
     // generation strategy: write protection stays on only while something logs
     if (wasLogging > 0 && this.bitmaps.size === 0 && vm.mmu?.shadow && vm.vcpus.length > 0) this.fn.mmu_write_protect_all(0);
@@ -232,7 +242,7 @@ export class DirtyLog {
     this.bind();
     const n = this.fn.kvm_get_dirty_log(index, this.outBuf, this.manualProtect ? 0 : 1);
     this.stats.pagesReported += Math.max(n, 0);
-    if (!this.manualProtect && n > 0) this.stats.reprotects++;
+    if (!this.manualProtect && n > 0) { this.stats.reprotects++; this.afterReprotect?.(); }
     const words = Math.ceil(npages / 64);
     return new BigUint64Array(this.vm.memory.buffer.slice(this.outBuf, this.outBuf + words * 8));
   }
@@ -262,7 +272,7 @@ export class DirtyLog {
     this.bind();
     const n = this.fn.kvm_clear_dirty_log(index, first, count, maskPtr, this.outBuf);
     if (n < 0) throw new MemslotError(`clearDirtyLog(slot ${slot}): rejected by the core`);
-    if (n > 0) this.stats.reprotects++;
+    if (n > 0) { this.stats.reprotects++; this.afterReprotect?.(); }
     return n;
   }
 
