@@ -10,7 +10,7 @@
  * same code runs under tsx and under vitest.
  */
 import { Worker } from "node:worker_threads";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildSync } from "esbuild";
 import { packageRoot } from "../platform/node.js";
@@ -46,6 +46,7 @@ export function workerBundle(): string {
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   bundled = outfile;
+  process.on("exit", () => rmSync(outfile, { force: true }));
   return outfile;
 }
 
