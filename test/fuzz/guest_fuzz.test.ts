@@ -13,7 +13,7 @@ import { runSeed, emptySummary, addToSummary, layoutGaps, reproCommand } from ".
 import { runPool } from "../../src/fuzz/pool.js";
 import { Vm } from "../../src/vm.js";
 
-const SEEDS = 120;
+const SEEDS = 100;
 const BUDGET = 50_000;
 
 describe("guest fuzzer", () => {
