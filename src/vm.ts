@@ -22,6 +22,8 @@ import { DEFAULT_KNOBS, type MmuKnobs, type MmuMode } from "./mmu/knobs.js";
 import { DirtyLog, dirtyLogBytes, type UserMemoryRegion } from "./dirty/dirty_log.js";
 
 const PAGE = 4096;
+/** Where QEMU's pc starts its PCI/MMIO window below 4 GiB (the end of RAM below 4 GiB). */
+export const PC_LOW_RAM_MAX = 0xe0000000;
 const TRACE_RING_BYTES = TRACE_RING_ENTRIES * 32;
 const WASM_PAGE = 65536;
 const MiB = 1024 * 1024;
@@ -79,6 +81,12 @@ export class Vm implements GuestMemory {
     const ram = opts.ramSize;
     if (!Number.isInteger(ram) || ram < 2 * MiB || ram % PAGE !== 0) {
       throw new BootError(null, `guest RAM must be a whole number of 4 KiB pages and at least 2 MiB (got ${ram} bytes)`);
+    }
+    // QEMU's pc keeps 3.5 GiB..4 GiB for MMIO (the xAPIC, the I/O APIC, the
+    // BIOS) and puts more RAM above 4 GiB; this machine has no RAM above 4 GiB,
+    // so RAM that would cover that window is refused rather than shadowing it.
+    if (ram > PC_LOW_RAM_MAX) {
+      throw new BootError(null, `guest RAM of ${ram / MiB} MiB is more than this pc machine has below the 3.5 GiB MMIO window (at most ${PC_LOW_RAM_MAX / MiB} MiB)`);
     }
     // Instantiate on a small memory first: the layout depends on the core's
     // own constants (heap_base, VM_SIZE, VCPU_SIZE); then grow to fit RAM.
