@@ -4,14 +4,14 @@
  * side: the source's up to the switch-over, the destination's from there on.
  * Progress and summaries go to stderr; --json adds a machine-readable summary.
  */
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { writeFileSync } from "node:fs";
 import type { RunResult } from "../machine.js";
 import { loadCoreModule } from "../platform/node.js";
 import { formatError, Shadow86Error, BootError, MigrationError } from "../errors.js";
 import { SerialOut } from "./serial.js";
 import { makeMachine, summary, type RunOptions } from "./run.js";
-import { runMigrationSource, receiveMigration, type RoundReport, type MigrationSummary } from "../migration/index.js";
+import { runMigrationSource, receiveMigration, type RoundReport, type MigrationSummary, type TrackerKind } from "../migration/index.js";
 import { TraceRecorder } from "../trace/trace.js";
 
 export interface MigrationCliOptions extends RunOptions {
@@ -22,6 +22,8 @@ export interface MigrationCliOptions extends RunOptions {
   maxBandwidth?: string;
   maxRounds?: string;
   migrateSlice?: string;
+  migrateTracker?: string;
+  migrateAudit?: boolean;
   json?: string | boolean;
 }
 
@@ -37,6 +39,8 @@ export function addMigrationOptions(cmd: Command): Command {
     .option("--max-bandwidth <rate>", "limit the migration link to this many bytes/s (suffixes K, M, G: 100M; default unlimited)")
     .option("--max-rounds <n>", "pre-copy rounds before the switch-over is forced, round 0 included (default 30)")
     .option("--migrate-slice <n>", "guest instructions run between two batches of pages (default: as long as the batch took on the link)")
+    .addOption(new Option("--migrate-tracker <kind>", "how the source finds dirty pages: dirty-log (KVM_GET_DIRTY_LOG), hash (hash every page each round), auto (the dirty log)").choices(["auto", "dirty-log", "hash"]).default("auto"))
+    .option("--migrate-audit", "at the switch-over, hash all RAM and refuse to switch over if the tracker missed a written page (a test oracle; adds a pass over RAM to the downtime)")
     .option("--json [file]", "with --migrate / --incoming: a JSON summary of the migration and the guest's run, to FILE or as the last line on stderr");
 }
 
@@ -92,22 +96,27 @@ export async function migrationCommand(o: MigrationCliOptions): Promise<number> 
 async function incoming(o: MigrationCliOptions, uri: string): Promise<number> {
   if (o.kernel) throw new BootError(null, "--incoming takes the guest from the migration stream: leave out -kernel");
   const serial = new SerialOut();
+  let where = uri;
   let maxInstructions: bigint | undefined;
   if (o.maxInstructions !== undefined) maxInstructions = BigInt(whole("--max-instructions", o.maxInstructions, 0));
   const received = await receiveMigration(uri, {
     module: loadCoreModule(), onSerial: (b) => serial.push(b), maxInstructions, trace: o.trace ? new TraceRecorder() : undefined,
     onUnknownAccess: o.verbose ? (what) => process.stderr.write(`shadow86: ${what}\n`) : undefined,
-    onListening: (port) => { if (uri.startsWith("tcp:")) process.stderr.write(`shadow86: waiting for a migration on ${uri.replace(/:\d+$/, `:${port}`)}\n`); },
+    onListening: (port) => {
+      where = uri.replace(/:\d+$/, `:${port}`);
+      process.stderr.write(`shadow86: waiting for a migration on ${where}\n`);
+    },
   });
   const s = received.summary;
   if (!o.quiet) {
-    process.stderr.write(`shadow86: migration received from ${uri}: ${s.rounds} rounds, ${s.pagesReceived} pages + ${s.zeroPages} zero` +
+    process.stderr.write(`shadow86: migration received on ${where}: ${s.rounds} rounds, ${s.pagesReceived} pages + ${s.zeroPages} zero` +
       ` (${(s.bytesReceived / MiB).toFixed(1)} MiB) in ${fmtMs(s.receiveMs)} ms; restored and checked (RAM digest ${s.ramDigest}) in ${fmtMs(s.restoreMs)} ms;` +
       ` resuming at instruction ${s.instructions}\n`);
   }
   let result: RunResult;
   try { result = received.machine.run(); } finally { serial.flush(); }
-  finishRun(o, result);
+  // the summary's count and MIPS are this side's: from the switch-over on
+  finishRun(o, { ...result, instructions: result.instructions - BigInt(s.instructions) });
   if (o.trace && received.machine.opts.trace) writeFileSync(o.trace, JSON.stringify(received.machine.opts.trace.toJSON()) + "\n");
   emitJson(o, { migration: s, guest: guestJson(result) });
   return result.status;
@@ -126,6 +135,8 @@ async function outgoing(o: MigrationCliOptions, uri: string): Promise<number> {
       maxBandwidth: rate(o.maxBandwidth),
       maxRounds: whole("--max-rounds", o.maxRounds, 30),
       guestSlice: slice,
+      tracker: (o.migrateTracker ?? "auto") as TrackerKind,
+      audit: o.migrateAudit === true,
       onProgress: (r) => { if (!o.quiet) { serial.flush(); process.stderr.write(roundLine(r) + "\n"); } },
     });
   } finally { serial.flush(); }
@@ -133,7 +144,8 @@ async function outgoing(o: MigrationCliOptions, uri: string): Promise<number> {
   if (m.status === "completed") {
     process.stderr.write(`shadow86: migration to ${uri} completed: ${m.rounds} rounds, ${m.pagesSent} pages + ${m.zeroPages} zero` +
       ` (${(m.bytesSent / MiB).toFixed(1)} MiB) in ${fmtMs(m.totalMs)} ms, downtime ${fmtMs(m.downtimeMs!)} ms (expected ${fmtMs(m.expectedDowntimeMs!)} ms),` +
-      ` switch-over at instruction ${m.switchoverInstructions}; the guest goes on at the destination\n`);
+      ` switch-over at instruction ${m.switchoverInstructions}, ${m.tracker} tracker` +
+      `${m.audit ? `, audit: ${m.audit.missed} of ${m.audit.pages} pages missed` : ""}; the guest goes on at the destination\n`);
     emitJson(o, { migration: m });
     return 0;
   }

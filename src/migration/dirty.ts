@@ -1,17 +1,17 @@
 /**
  * Where the pre-copy loop learns which guest pages changed: a DirtyTracker.
  *
- * - `PageHashTracker` (the fallback, needs nothing from the MMU): remembers the
+ * - `DirtyLogTracker` (the default): KVM's way, over issue 8's per-memslot dirty
+ *   bitmaps: LOG_DIRTY_PAGES on every RAM slot, `vm.getDirtyLog(slot)` (return
+ *   and clear, re-protect with the VM's wp_all strategy) at each harvest.
+ * - `PageHashTracker` (needs nothing from the MMU; the test oracle): remembers the
  *   64-bit hash of every page *as the source last sent it* and, at each
  *   harvest, hashes all of RAM (in WASM, in place: ~30 ms per 256 MiB here) and
  *   reports the pages whose hash differs. Comparing with what was sent, not
  *   with the previous harvest, makes it exact even for a page that changes and
  *   changes back across a send (an A-B-A the destination must not miss); the
- *   only way to miss a write is a 64-bit hash collision.
- * - `DirtyLogTracker`: KVM's way, over issue 8's per-memslot dirty bitmaps
- *   (`vm.getDirtyLog(slot)`: return and clear, re-protect). Chosen by
- *   `createDirtyTracker(vm, "auto")` as soon as the VM has that method; the
- *   hash tracker then stays as the test oracle.
+ *   only way to miss a write is a 64-bit hash collision. The source's `audit`
+ *   option applies the same comparison to any tracker at the switch-over.
  */
 import type { Vm } from "../vm.js";
 import { PageHasher, PAGE_SIZE, PAGE_SHIFT, type PageHashes } from "./pagehash.js";

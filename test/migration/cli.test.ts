@@ -44,16 +44,18 @@ describe("shadow86 --migrate / --incoming", () => {
       if (m && !port) { port = Number(m[1]); portKnown(); }
     });
     await gotPort;
-    const src = await start([...image, "--migrate", `tcp:127.0.0.1:${port}`, "--migrate-after", "1500000", "--migrate-slice", "2000", "--max-rounds", "3", "--json"]);
+    const src = await start([...image, "--migrate", `tcp:127.0.0.1:${port}`, "--migrate-after", "1500000", "--migrate-slice", "2000", "--max-rounds", "3", "--migrate-audit", "--json"]);
     const dst = await dest;
     expect(src.status, src.stderr).toBe(0);
     expect(dst.status, dst.stderr).toBe(33);
     expect(src.stdout + dst.stdout).toBe(plain.stdout);
     expect(src.stderr).toMatch(/migration round 0: sent \d+ pages \+ \d+ zero .* expected downtime/);
     expect(src.stderr).toMatch(/migration to tcp:127\.0\.0\.1:\d+ completed: \d+ rounds/);
-    expect(dst.stderr).toMatch(/migration received from tcp:127\.0\.0\.1:\d+: \d+ rounds/);
+    expect(dst.stderr).toMatch(/migration received on tcp:127\.0\.0\.1:\d+: \d+ rounds/);
     const s = lastJson(src.stderr), d = lastJson(dst.stderr);
     expect(s.migration.status).toBe("completed");
+    expect(s.migration.tracker).toBe("dirty-log");
+    expect((s.migration.audit as { missed: number }).missed).toBe(0);
     expect(s.migration.startInstructions).toBe(1500000);
     expect(d.migration.ramDigest).toBe(s.migration.ramDigest);
     expect(d.migration.instructions).toBe(s.migration.switchoverInstructions);

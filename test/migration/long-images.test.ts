@@ -18,15 +18,17 @@ describe(`long images migrated at a random point (seed ${SEED})`, () => {
   const rand = rng(SEED ^ 0x5a5a);
   const cases: [GuestSpec, "file" | "tcp"][] = [
     [{ image: "memset", ramSize: 256 * MiB }, "tcp"],
-    [{ image: "forkwait", ramSize: 64 * MiB }, "file"],
+    [{ image: "forkwait", ramSize: 64 * MiB, knobs: { wp_all: "generation" } }, "file"],
   ];
   for (const [g, t] of cases) {
     const f = rand();
-    it(`${g.image} via ${t}:`, async () => {
+    it(`${g.image}${g.knobs ? ` knobs ${JSON.stringify(g.knobs)}` : ""} via ${t}:`, async () => {
       const ref = reference(g);
       const at = BigInt(Math.floor(f * Number(ref.instructions) * 0.9));
-      const r = await migratedRun(g, t, join(dir, `${g.image}.mig`), { after: at, guestSlice: 20_000, maxRounds: 4 });
+      const r = await migratedRun(g, t, join(dir, `${g.image}.mig`), { after: at, guestSlice: 20_000, maxRounds: 4, audit: true });
       expect(r.source.status, `${r.source.error} (migrate-after ${at})`).toBe("completed");
+      expect(r.source.tracker).toBe("dirty-log");
+      expect(r.source.audit!.missed).toBe(0);
       expect(r.ramEqual).toBe(true);
       expect(r.vcpuEqual).toBe(true);
       expect(r.serial).toBe(ref.serial);
