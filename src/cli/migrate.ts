@@ -60,6 +60,7 @@ function rate(v: string | undefined): number {
 
 const MiB = 1024 * 1024;
 const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(1) : ms.toFixed(0));
+const rounds = (n: number) => `${n} round${n === 1 ? "" : "s"}`;
 
 export function roundLine(r: RoundReport): string {
   return `shadow86: migration round ${r.round}: sent ${r.pages} pages + ${r.zeroPages} zero (${(r.bytes / MiB).toFixed(1)} MiB) in ${fmtMs(r.ms)} ms` +
@@ -109,7 +110,7 @@ async function incoming(o: MigrationCliOptions, uri: string): Promise<number> {
   });
   const s = received.summary;
   if (!o.quiet) {
-    process.stderr.write(`shadow86: migration received on ${where}: ${s.rounds} rounds, ${s.pagesReceived} pages + ${s.zeroPages} zero` +
+    process.stderr.write(`shadow86: migration received on ${where}: ${rounds(s.rounds)}, ${s.pagesReceived} pages + ${s.zeroPages} zero` +
       ` (${(s.bytesReceived / MiB).toFixed(1)} MiB) in ${fmtMs(s.receiveMs)} ms; restored and checked (RAM digest ${s.ramDigest}) in ${fmtMs(s.restoreMs)} ms;` +
       ` resuming at instruction ${s.instructions}\n`);
   }
@@ -142,7 +143,7 @@ async function outgoing(o: MigrationCliOptions, uri: string): Promise<number> {
   } finally { serial.flush(); }
   const m: MigrationSummary = outcome.summary;
   if (m.status === "completed") {
-    process.stderr.write(`shadow86: migration to ${uri} completed: ${m.rounds} rounds, ${m.pagesSent} pages + ${m.zeroPages} zero` +
+    process.stderr.write(`shadow86: migration to ${uri} completed: ${rounds(m.rounds)}, ${m.pagesSent} pages + ${m.zeroPages} zero` +
       ` (${(m.bytesSent / MiB).toFixed(1)} MiB) in ${fmtMs(m.totalMs)} ms, downtime ${fmtMs(m.downtimeMs!)} ms (expected ${fmtMs(m.expectedDowntimeMs!)} ms),` +
       ` switch-over at instruction ${m.switchoverInstructions}, ${m.tracker} tracker` +
       `${m.audit ? `, audit: ${m.audit.missed} of ${m.audit.pages} pages missed` : ""}; the guest goes on at the destination\n`);
