@@ -148,6 +148,8 @@ async function outgoing(o: MigrationCliOptions, uri: string): Promise<number> {
       ` switch-over at instruction ${m.switchoverInstructions}, ${m.tracker} tracker` +
       `${m.audit ? `, audit: ${m.audit.missed} of ${m.audit.pages} pages missed` : ""}; the guest goes on at the destination\n`);
     emitJson(o, { migration: m });
+    // the source's trace ends at the switch-over (migration rounds are spans on vCPU 0's track)
+    if (o.trace && machine.opts.trace) writeFileSync(o.trace, JSON.stringify(machine.opts.trace.toJSON()) + "\n");
     return 0;
   }
   process.stderr.write(`shadow86: migration ${m.status === "cancelled" ? "cancelled" : "failed"}: ${m.error}; the guest ${m.status === "cancelled" ? "finished" : "goes on"} here\n`);

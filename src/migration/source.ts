@@ -291,6 +291,7 @@ async function precopy(machine: Machine, out: Outgoing, tracker: DirtyTracker, o
       guestInstructions: Number(cpu.instructions - i0),
     };
     summary.roundReports.push(report);
+    machine.opts.trace?.span(cpu.id, `migration round ${round}`, Number(i0), Number(cpu.instructions), { pages: count.pages, zeroPages: count.zero, remaining: dirty.length });
     summary.rounds = round + 1;
     summary.pagesSent += count.pages;
     summary.zeroPages += count.zero;

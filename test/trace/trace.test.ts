@@ -32,3 +32,19 @@ describe("--trace (Chrome trace-event JSON)", () => {
     expect(t.otherData.dropped).toBe(0);
   });
 });
+
+describe("--trace with a migration", () => {
+  it("shows each pre-copy round as a span on vCPU 0's track", () => {
+    const dir = mkdtempSync(join(tmpdir(), "s86-trace-mig-"));
+    const f = join(dir, "t.json");
+    const r = spawnSync(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", "guest-images/cr3-switch.elf", "-q",
+      "--migrate", `file:${join(dir, "stream.bin")}`, "--migrate-after", "500000", "--trace", f], { cwd: root, encoding: "latin1" });
+    expect(r.status).toBe(0); // the guest goes on at the destination
+    const t = JSON.parse(readFileSync(f, "utf8")) as { traceEvents: { name: string; ph: string; ts: number; dur?: number; tid: number; args?: { pages?: number } }[] };
+    const rounds = t.traceEvents.filter((e) => e.name.startsWith("migration round"));
+    expect(rounds.length).toBeGreaterThanOrEqual(1);
+    expect(rounds[0]).toMatchObject({ name: "migration round 0", ph: "X", tid: 0 });
+    expect(rounds[0]!.ts).toBeGreaterThanOrEqual(500); // starts after --migrate-after (1 us = 1000 instructions)
+    expect(rounds[0]!.args!.pages).toBeGreaterThan(0);
+  });
+});
