@@ -359,9 +359,7 @@ export function grp6(): void {
         const d = read_sys64(<u64>a);
         if (faulted()) return;
         const at = desc_attr(d);
-        const conforming = (at & ATTR_CODE) != 0 && (at & ATTR_CONFORMING) != 0;
-        const priv_ok = conforming || (attr_dpl(at) >= cpl && attr_dpl(at) >= <i32>(sel & 3));
-        if ((at & ATTR_S) != 0 && priv_ok) {
+        if ((at & ATTR_S) != 0 && desc_visible(at, sel)) {
           ok = sub == 4 ? ((at & ATTR_CODE) == 0 || (at & ATTR_RW) != 0) : ((at & ATTR_CODE) == 0 && (at & ATTR_RW) != 0);
         }
       }
@@ -409,6 +407,13 @@ function load_system_seg(s: i32, sel: u32): void {
 import { raise_np } from "./fault";
 function raise_gp_np(sel: u32): void { raise_np(sel & 0xfffc); }
 
+// VERR/VERW/LAR/LSL see a descriptor only if it is a conforming code segment
+// or its DPL is at least both the CPL and the selector's RPL.
+function desc_visible(at: u32, sel: u32): bool {
+  const conforming = (at & ATTR_CODE) != 0 && (at & ATTR_CONFORMING) != 0;
+  return conforming || (attr_dpl(at) >= cpl && attr_dpl(at) >= <i32>(sel & 3));
+}
+
 export function lar(): void { lar_lsl(true); }
 export function lsl(): void { lar_lsl(false); }
 function lar_lsl(is_lar: bool): void {
@@ -423,8 +428,7 @@ function lar_lsl(is_lar: bool): void {
       const d = read_sys64(<u64>a);
       if (faulted()) return;
       const at = desc_attr(d);
-      const conforming = (at & ATTR_CODE) != 0 && (at & ATTR_CONFORMING) != 0;
-      const priv_ok = conforming || (attr_dpl(at) >= cpl && attr_dpl(at) >= <i32>(sel & 3));
+      const priv_ok = desc_visible(at, sel);
       const type = at & 0xf;
       // system types LAR/LSL accept (SDM LAR, LSL): IA-32e mode has no
       // 16-bit TSS or gates, and LSL no gates at all

@@ -110,7 +110,8 @@ function active_add(sp: usize): void {
   store<u32>(VMB + VM_ACTIVE_HEAD, <u32>sp);
   store<u32>(sp + SP_FLAGS, load<u32>(sp + SP_FLAGS) | SPF_ON_ACTIVE);
 }
-function active_del(sp: usize): void {
+// Unlink from the active list (no accounting: callers keep or drop the page's count).
+export function active_del(sp: usize): void {
   const prev = load<u32>(sp + SP_LINK_PREV), next = load<u32>(sp + SP_LINK_NEXT);
   if (prev != 0) store<u32>(<usize>prev + SP_LINK_NEXT, next); else store<u32>(VMB + VM_ACTIVE_HEAD, next);
   if (next != 0) store<u32>(<usize>next + SP_LINK_PREV, prev); else store<u32>(VMB + VM_ACTIVE_TAIL, prev);

@@ -13,7 +13,7 @@ import {
 } from "./layout";
 import {
   sp_role, sp_gfn, sp_level, sp_spt, is_obsolete_sp, kvm_mmu_page_get_gfn, unaccount_shadowed, kvm_mmu_free_page,
-  hash_del, hash_bucket, active_tail, active_prev, ROLE_INVALID, ROLE_DIRECT,
+  hash_del, hash_bucket, active_tail, active_prev, active_del, ROLE_INVALID, ROLE_DIRECT,
 } from "./mmu_page";
 import { SP_HASH_NEXT } from "./layout";
 import { trace, TRACE_ZAP } from "../trace";
@@ -80,7 +80,8 @@ export function kvm_mmu_prepare_zap_page(sp: usize): void {
   kvm_mmu_unlink_parents(sp);
   if ((role & (ROLE_INVALID | ROLE_DIRECT)) == 0) unaccount_shadowed(sp_gfn(sp));
   if (load<u32>(sp + SP_ROOT_COUNT) == 0) {
-    if ((load<u32>(sp + SP_FLAGS) & SPF_ON_ACTIVE) != 0) unlink_active(sp);
+    // off the active list, but still counted in n_used_mmu_pages until it is freed
+    if ((load<u32>(sp + SP_FLAGS) & SPF_ON_ACTIVE) != 0) active_del(sp);
     store<u32>(sp + SP_LINK_NEXT, <u32>invalid_list);
     invalid_list = sp;
   } else if ((role & ROLE_INVALID) == 0 && !is_obsolete_sp(sp)) {
@@ -103,18 +104,6 @@ export function kvm_mmu_commit_zap_page(): void {
     kvm_mmu_free_page(sp);
     sp = next;
   }
-}
-
-// The active list without kvm_mmu_free_page's accounting (the page stays
-// counted in n_used_mmu_pages until it is freed).
-import { VM_ACTIVE_HEAD, VM_ACTIVE_TAIL, SP_LINK_PREV } from "./layout";
-function unlink_active(sp: usize): void {
-  const prev = load<u32>(sp + SP_LINK_PREV), next = load<u32>(sp + SP_LINK_NEXT);
-  if (prev != 0) store<u32>(<usize>prev + SP_LINK_NEXT, next); else store<u32>(VMB + VM_ACTIVE_HEAD, next);
-  if (next != 0) store<u32>(<usize>next + SP_LINK_PREV, prev); else store<u32>(VMB + VM_ACTIVE_TAIL, prev);
-  store<u32>(sp + SP_LINK_PREV, 0);
-  store<u32>(sp + SP_LINK_NEXT, 0);
-  store<u32>(sp + SP_FLAGS, load<u32>(sp + SP_FLAGS) & ~SPF_ON_ACTIVE);
 }
 
 // Zap one page and commit (kvm_mmu_zap_page).
