@@ -21,6 +21,13 @@ const QEMU_DEVIATIONS: Record<string, string> = {
 const ARGS: Record<string, string[]> = {
   "bench-cpu": ["-append", "rounds=1"],
 };
+/**
+ * Images that need the multiprocessor machine (ACPI MADT, APIC timer): both
+ * sides run them with -smp 2, shadow86 in its deterministic mode so the
+ * output is reproducible. (Without -smp shadow86 is the single-vCPU machine,
+ * which has no ACPI tables or APIC timer.)
+ */
+const SMP: Record<string, number> = { "smp-torture": 2, "smp-dirty": 2 };
 
 const root = packageRoot();
 const oracle = process.env.QEMU_ORACLE ?? join(root, "..", "shared", "qemu-oracle");
@@ -45,11 +52,13 @@ for (const img of images) {
   const path = `guest-images/${img}.elf`;
   const deviation = QEMU_DEVIATIONS[img];
   const extra = ARGS[img] ?? [];
-  const q = deviation ? undefined : run(oracle, [path, ...(extra.length ? ["--", ...extra] : [])]);
+  const smp = SMP[img];
+  const q = deviation ? undefined : run(oracle, [...(smp ? ["-smp", String(smp)] : []), path, ...(extra.length ? ["--", ...extra] : [])]);
+  const ours = [...extra, ...(smp ? ["-smp", String(smp), "--smp-mode", "deterministic"] : [])];
   const cells: string[] = [];
   let ok = true;
   for (const m of modes) {
-    const s = run(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", path, "-q", ...extra, ...(m ? ["--mmu", m] : [])]);
+    const s = run(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", path, "-q", ...ours, ...(m ? ["--mmu", m] : [])]);
     if (q) {
       const same = s.stdout === q.stdout && s.status === q.status;
       if (!same) { ok = false; console.error(`${img}${m ? " (" + m + ")" : ""}: differs from QEMU (status ${s.status} vs ${q.status})`); }
