@@ -220,7 +220,9 @@ const IC_IMM = 48; // u64
 const IC_IMM2 = 56; // u64
 
 @inline function ic_entry(host: usize): usize {
-  return VCPU + VCPU_ICACHE + ((((host >> 1) ^ (host >> 11)) & <usize>(ICACHE_ENTRIES - 1)) << 6);
+  // consecutive bytes get consecutive slots: adjacent one-byte instructions
+  // (push/pop/nop...) must not share a slot and evict each other every pass
+  return VCPU + VCPU_ICACHE + (((host ^ (host >> 10)) & <usize>(ICACHE_ENTRIES - 1)) << 6);
 }
 @inline function mode_key(): u32 { return <u32>code_size | (mode64 ? 0x10 : 0); }
 @inline function len_mask0(len: i32): u64 { return len >= 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1; }
