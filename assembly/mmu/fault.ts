@@ -21,7 +21,7 @@ import {
   PT_ACCESSED_MASK, SPTE_GUEST_GLOBAL, PT64_ROOT_4LEVEL, PT32E_ROOT_LEVEL,
 } from "./spte";
 import {
-  kvm_mmu_get_page, sp_role, sp_spt, sp_direct, role_with, role_access, role_level, role_4byte,
+  kvm_mmu_get_page, sp_role, sp_gfn, sp_spt, sp_direct, role_with, role_access, role_level, role_4byte,
   kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn,
 } from "./mmu_page";
 import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT, VM_KNOB_LARGE_SPTES } from "./layout";
@@ -202,6 +202,19 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
     if (is_shadow_present_pte(spte) && is_large_pte(spte)) {
       mmu_page_zap_pte(sptep_to_sp(it_sptep), spte_index(it_sptep));
       spte = 0;
+    } else if (is_shadow_present_pte(spte)) {
+      // A link to a page that no longer shadows the table this guest entry
+      // points at, or with other rights: the guest rewrote the entry earlier
+      // in the instruction (or event delivery) being executed, and the
+      // pte-write policy only runs at the PT_WRITE exit after it. KVM handles
+      // the write synchronously; here the stale link is cut before anything
+      // is installed below it (fuzz finding 8).
+      const child = spte_to_child_sp(spte);
+      if (sp_gfn(child) != walker_table_gfn(it_level - 1) || role_access(sp_role(child)) != walker_pt_access(it_level - 1)) {
+        mmu_page_zap_pte(sptep_to_sp(it_sptep), spte_index(it_sptep));
+        flush = true;
+        spte = 0;
+      }
     }
     if (!is_shadow_present_pte(spte)) {
       const sp = kvm_mmu_get_page(walker_table_gfn(it_level - 1),

@@ -89,4 +89,19 @@ describe("fuzz findings stay fixed", () => {
     vm.core.fn.vcpu_bind(vcpu.base);
     expect(vm.mmu.audit().first).toBe("");
   });
+
+  // Guest fuzzer seeds 9692, 12 (--mmu shadow) and 2893 (FINDINGS.md 6-8):
+  // an exception frame pushed onto a live page directory rewrote a PDE, and
+  // the rest of the same delivery translated through the stale shadow link
+  // (the pte-write policy only runs at the PT_WRITE exit), installing sptes
+  // for the new page table into the old table's shadow page. fetch() now cuts
+  // a link whose child no longer shadows the table the guest entry points at.
+  // These replay the fuzzer's seeds (the generator is in this tree), auditing
+  // after every enter.
+  it.each([[9692, undefined], [12, "shadow"], [2893, undefined]] as const)("seed %i: no stale shadow link after a PDE rewritten mid-delivery", async (seed, mmu) => {
+    const { runSeed } = await import("../../src/fuzz/guest_fuzz.js");
+    const r = runSeed(loadCoreModule(), seed, { auditEvery: 1, ...(mmu ? { mmu } : {}) });
+    expect(r.findings.map((f) => f.detail)).toEqual([]);
+    expect(r.audits).toBeGreaterThan(50);
+  });
 });
