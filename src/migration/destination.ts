@@ -183,6 +183,8 @@ class Receiver {
         expect(this.vcpus.size === this.machine!.vm.vcpus.length, `${this.vcpus.size} of ${this.machine!.vm.vcpus.length} vCPUs sent`);
         expect(this.devices !== undefined, "no device state");
         this.end = decodeJson(this.uri, s);
+        // a dropped round marker leaves the others consecutive: END's count catches it
+        expect(this.end.rounds === this.rounds, `END says ${JSON.stringify(this.end.rounds)} rounds, the stream carried ${this.rounds}`);
         const d = this.end.ramDigest;
         expect(d === undefined || (typeof d === "string" && /^[0-9a-f]{16}$/.test(d)), `bad ramDigest ${JSON.stringify(d)}`);
         this.phase = PHASE_DONE;

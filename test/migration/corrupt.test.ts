@@ -15,6 +15,7 @@ import { loadCoreModule } from "../../src/platform/node.js";
 import {
   StreamParser, SectionType, encodePreamble, encodeSection, encodeJsonSection, RamSectionBuilder, PREAMBLE_BYTES, SECTION_HEADER_BYTES,
 } from "../../src/migration/stream.js";
+import { crc32 } from "../../src/migration/crc32.js";
 
 const dir = mkdtempSync(join(tmpdir(), "s86-mig-bad-"));
 const G: GuestSpec = { image: "hello", ramSize: 16 * MiB };
@@ -78,6 +79,41 @@ describe("the destination refuses bad streams (file:)", () => {
       bad[at]! ^= 1 << Math.floor(rand() * 8);
       await refusal(bad, `bit-${i}.mig`);
     }
+  });
+
+  it("200 seeded mutations (bit flips, overwritten runs, re-sealed sections with lying lengths, dropped and repeated sections, cuts) are all refused", async () => {
+    const rand = rng(7);
+    const int = (n: number) => Math.floor(rand() * n);
+    // a section re-sealed with a shorter length: its checksum is valid, the stream after it is garbage
+    const reseal = (st: Uint8Array, sec: { offset: number; length: number }, len: number): Uint8Array => {
+      const out = st.slice();
+      const dv = new DataView(out.buffer, sec.offset, SECTION_HEADER_BYTES);
+      dv.setUint32(4, len, true);
+      dv.setUint32(8, crc32(out.subarray(sec.offset + SECTION_HEADER_BYTES, sec.offset + SECTION_HEADER_BYTES + len), crc32(out.subarray(sec.offset, sec.offset + 8))), true);
+      return out;
+    };
+    const whole = (sec: { offset: number; length: number }) => good.subarray(sec.offset, sec.offset + SECTION_HEADER_BYTES + sec.length);
+    const kinds = new Map<string, number>();
+    for (let i = 0; i < 200; i++) {
+      let bad: Uint8Array;
+      const kind = ["bits", "run", "lie", "drop", "repeat", "cut"][i % 6]!;
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      // dropping or repeating a RAM section can be harmless (a zero-page run, pages sent twice): those
+      // mutations pick the other sections, whose order and count the destination checks
+      const pool = kind === "drop" || kind === "repeat" ? sections.filter((x) => x.name !== "RAM") : sections;
+      const sec = pool[int(pool.length)]!;
+      switch (kind) {
+        case "bits": bad = good.slice(); for (let k = 1 + int(8); k > 0; k--) bad[PREAMBLE_BYTES + int(good.length - PREAMBLE_BYTES)]! ^= 1 << int(8); break;
+        case "run": { bad = good.slice(); const at = int(good.length - 16); for (let k = 0; k < 1 + int(16); k++) bad[at + k] = int(256); break; }
+        case "lie": bad = reseal(good, sec, sec.length === 0 ? 0 : int(sec.length)); if (sec.length === 0) bad[sec.offset + 5]! ^= 0x80; break;
+        case "drop": { const j = sections.indexOf(sec); bad = new Uint8Array([...good.subarray(0, sec.offset), ...good.subarray(j + 1 < sections.length ? sections[j + 1]!.offset : good.length)]); break; }
+        case "repeat": bad = new Uint8Array([...good.subarray(0, sec.offset), ...whole(sec), ...good.subarray(sec.offset)]); break;
+        default: bad = good.slice(0, int(good.length)); break;
+      }
+      if (bad.length === good.length && bad.every((b, k) => b === good[k])) continue; // a mutation that changed nothing
+      await refusal(bad, `mut-${i}.mig`);
+    }
+    expect([...kinds.values()].every((n) => n >= 30)).toBe(true);
   });
 
   it("truncated anywhere: refused as truncated", async () => {
