@@ -5,7 +5,7 @@
 import type { BenchRow } from "./bench.js";
 import { pteWriteRows } from "./pte_write_rows.js";
 
-export function suite(features: { mmu: boolean }): BenchRow[] {
+export function suite(): BenchRow[] {
   const rows: BenchRow[] = [
     { workload: "bench-cpu rounds=2", image: "guest-images/bench-cpu.elf", append: "rounds=2", metric: "mips",
       off: { label: "default", args: [] }, on: { label: "default", args: [] }, claim: "issue 3: >= 150 MIPS; issue 12: >= 300" },
@@ -16,35 +16,33 @@ export function suite(features: { mmu: boolean }): BenchRow[] {
     claim: "issue 10: aggregate MIPS with a worker thread per vCPU (2 host cores)" });
   rows.push({ ...smpDirty, off: { label: "-smp 2 deterministic", args: ["-smp", "2", "--smp-mode", "deterministic"] }, on: { label: "-smp 2 parallel", args: ["-smp", "2"] },
     claim: "issue 10: one thread interleaving vs one thread per vCPU" });
-  if (features.mmu) {
-    for (const img of ["hello", "cr3-switch", "memset", "pt-torture", "pt-torture-32", "forkwait", "kernbench", "demand-fault"]) {
-      rows.push({ workload: img, image: `guest-images/${img}.elf`, metric: "wall_s",
-        off: { label: "tdp", args: ["--mmu", "tdp"] }, on: { label: "shadow", args: ["--mmu", "shadow"] },
-        claim: "shadow vs the tdp baseline (walk on every TLB miss)" });
-    }
-    rows.push({ workload: "cr3-switch", image: "guest-images/cr3-switch.elf", metric: "wall_s",
-      off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
-      on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
-      claim: "seed 004: cached roots make switching back cheap" });
-    rows.push({ workload: "cr3-switch", image: "guest-images/cr3-switch.elf", metric: "mmu_root_alloc",
-      off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
-      on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
-      claim: "seed 004: a switch back to a cached root builds nothing" });
-    rows.push(...pteWriteRows()); // issue 5: the pte-write rules, each off vs on (src/bench/pte_write_rows.ts)
-    // issue 8: dirty logging (more in src/dirty/bench.ts: enable time vs RAM size, get/clear per GiB)
-    const dw = { workload: "dirty-writer rounds=16 pages=32768", image: "guest-images/dirty-writer.elf", append: "rounds=16 pages=32768 writes=32768" };
-    rows.push({ ...dw, metric: "wall_s",
-      off: { label: "no logging", args: ["--mmu", "shadow"] },
-      on: { label: "--dirty-log 1 (rmap)", args: ["--mmu", "shadow", "--dirty-log", "1"] },
-      claim: "seed 000: guest writes ~3% slower with logging on (wp_all=generation)" });
-    rows.push({ ...dw, metric: "wall_s",
-      off: { label: "wp_all=rmap", args: ["--mmu", "shadow", "--dirty-log", "1", "--knob", "wp_all=rmap"] },
-      on: { label: "wp_all=generation", args: ["--mmu", "shadow", "--dirty-log", "1", "--knob", "wp_all=generation"] },
-      claim: "seed 000: O(1) write-protect-all; protection moves down on write faults" });
-    rows.push({ ...dw, metric: "fast_pf_fixed",
-      off: { label: "no logging", args: ["--mmu", "shadow"] },
-      on: { label: "--dirty-log 1", args: ["--mmu", "shadow", "--dirty-log", "1"] },
-      claim: "write faults on dirty-logged 4 KiB sptes fixed without mmu_lock" });
+  for (const img of ["hello", "cr3-switch", "memset", "pt-torture", "pt-torture-32", "forkwait", "kernbench", "demand-fault"]) {
+    rows.push({ workload: img, image: `guest-images/${img}.elf`, metric: "wall_s",
+      off: { label: "tdp", args: ["--mmu", "tdp"] }, on: { label: "shadow", args: ["--mmu", "shadow"] },
+      claim: "shadow vs the tdp baseline (walk on every TLB miss)" });
   }
+  rows.push({ workload: "cr3-switch", image: "guest-images/cr3-switch.elf", metric: "wall_s",
+    off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
+    on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
+    claim: "seed 004: cached roots make switching back cheap" });
+  rows.push({ workload: "cr3-switch", image: "guest-images/cr3-switch.elf", metric: "mmu_root_alloc",
+    off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
+    on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
+    claim: "seed 004: a switch back to a cached root builds nothing" });
+  rows.push(...pteWriteRows()); // issue 5: the pte-write rules, each off vs on (src/bench/pte_write_rows.ts)
+  // issue 8: dirty logging (more in src/dirty/bench.ts: enable time vs RAM size, get/clear per GiB)
+  const dw = { workload: "dirty-writer rounds=16 pages=32768", image: "guest-images/dirty-writer.elf", append: "rounds=16 pages=32768 writes=32768" };
+  rows.push({ ...dw, metric: "wall_s",
+    off: { label: "no logging", args: ["--mmu", "shadow"] },
+    on: { label: "--dirty-log 1 (rmap)", args: ["--mmu", "shadow", "--dirty-log", "1"] },
+    claim: "seed 000: guest writes ~3% slower with logging on (wp_all=generation)" });
+  rows.push({ ...dw, metric: "wall_s",
+    off: { label: "wp_all=rmap", args: ["--mmu", "shadow", "--dirty-log", "1", "--knob", "wp_all=rmap"] },
+    on: { label: "wp_all=generation", args: ["--mmu", "shadow", "--dirty-log", "1", "--knob", "wp_all=generation"] },
+    claim: "seed 000: O(1) write-protect-all; protection moves down on write faults" });
+  rows.push({ ...dw, metric: "fast_pf_fixed",
+    off: { label: "no logging", args: ["--mmu", "shadow"] },
+    on: { label: "--dirty-log 1", args: ["--mmu", "shadow", "--dirty-log", "1"] },
+    claim: "write faults on dirty-logged 4 KiB sptes fixed without mmu_lock" });
   return rows;
 }

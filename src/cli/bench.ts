@@ -1,5 +1,4 @@
 /** `shadow86 bench`: run the benchmark suite, print one markdown table (and QEMU TCG times). */
-import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { writeFileSync } from "node:fs";
@@ -11,8 +10,7 @@ import { packageRoot } from "../platform/node.js";
 export function benchCommand(o: { json?: string; html?: string; only?: string; qemu: boolean }): number {
   const root = packageRoot();
   const cli = fileURLToPath(import.meta.url);
-  const help = spawnSync(process.execPath, [cli, "run", "--help"], { encoding: "utf8" }).stderr;
-  let rows = suite({ mmu: help.includes("--mmu") });
+  let rows = suite();
   if (o.only) rows = rows.filter((r) => r.workload.includes(o.only!));
   const results: BenchResult[] = [];
   const qemu = new Map<string, number | undefined>();

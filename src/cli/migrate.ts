@@ -10,7 +10,7 @@ import type { RunResult } from "../machine.js";
 import { loadCoreModule } from "../platform/node.js";
 import { formatError, Shadow86Error, BootError, MigrationError } from "../errors.js";
 import { SerialOut } from "./serial.js";
-import { makeMachine, summary, type RunOptions } from "./run.js";
+import { makeMachine, summary, writeTrace, type RunOptions } from "./run.js";
 import { runMigrationSource, receiveMigration, type RoundReport, type MigrationSummary, type TrackerKind } from "../migration/index.js";
 import { TraceRecorder } from "../trace/trace.js";
 
@@ -118,7 +118,7 @@ async function incoming(o: MigrationCliOptions, uri: string): Promise<number> {
   try { result = received.machine.run(); } finally { serial.flush(); }
   // the summary's count and MIPS are this side's: from the switch-over on
   finishRun(o, { ...result, instructions: result.instructions - BigInt(s.instructions) });
-  if (o.trace && received.machine.opts.trace) writeFileSync(o.trace, JSON.stringify(received.machine.opts.trace.toJSON()) + "\n");
+  writeTrace(o, received.machine);
   emitJson(o, { migration: s, guest: guestJson(result) });
   return result.status;
 }
@@ -149,7 +149,7 @@ async function outgoing(o: MigrationCliOptions, uri: string): Promise<number> {
       `${m.audit ? `, audit: ${m.audit.missed} of ${m.audit.pages} pages missed` : ""}; the guest goes on at the destination\n`);
     emitJson(o, { migration: m });
     // the source's trace ends at the switch-over (migration rounds are spans on vCPU 0's track)
-    if (o.trace && machine.opts.trace) writeFileSync(o.trace, JSON.stringify(machine.opts.trace.toJSON()) + "\n");
+    writeTrace(o, machine);
     return 0;
   }
   process.stderr.write(`shadow86: migration ${m.status === "cancelled" ? "cancelled" : "failed"}: ${m.error}; the guest ${m.status === "cancelled" ? "finished" : "goes on"} here\n`);

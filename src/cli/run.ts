@@ -126,6 +126,11 @@ export function runCommand(o: RunOptions): number | Promise<number> {
   return finishRun(o, machine, result, serial);
 }
 
+/** Write --trace's file from the machine's recorder (run, migration source and destination). */
+export function writeTrace(o: RunOptions, machine: Machine): void {
+  if (o.trace && machine.opts.trace) writeFileSync(o.trace, JSON.stringify(machine.opts.trace.toJSON()) + "\n");
+}
+
 /** After the guest stopped: messages, summary, audit, trace, stats JSON; returns the exit status. */
 function finishRun(o: RunOptions, machine: Machine, result: RunResult, serial: SerialOut): number {
   serial.flush();
@@ -153,7 +158,7 @@ function finishRun(o: RunOptions, machine: Machine, result: RunResult, serial: S
     process.stderr.write(a.errors === 0 ? `shadow86: mmu audit: clean (${a.checked} sptes checked)\n` : `shadow86: mmu audit: ${a.errors} problems; first: ${a.first}\n`);
     if (a.errors !== 0 && result.status !== 1) result = { ...result, status: 1 };
   }
-  if (o.trace && machine.opts.trace) writeFileSync(o.trace, JSON.stringify(machine.opts.trace.toJSON()) + "\n");
+  writeTrace(o, machine);
   if (o.statsJson) {
     const counters = Object.fromEntries(Object.entries(result.stats).map(([k, v]) => [k, Number(v)]));
     const mmuInfo = { mode: mmu.mode, shadow_pages_in_use: mmu.pagesInUse, n_max_mmu_pages: mmu.maxPages };
