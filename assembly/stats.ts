@@ -35,4 +35,6 @@ export const STAT_PREV_ROOTS_HIT: i32 = 30; // MOV CR3 found its root in prev_ro
 export const STAT_MMU_ROOT_ALLOC: i32 = 31; // roots built by kvm_mmu_load
 export const STAT_MMU_FAST_ZAP: i32 = 32; // kvm_mmu_zap_all_fast (mmu_valid_gen bumps)
 export const STAT_FAST_PF_FIXED: i32 = 33; // write faults fixed by fast_page_fault without mmu_lock (dirty logging, seeds 000/001)
+export const STAT_BLOCKS_BUILT: i32 = 41; // block cache (cpu/block.ts): blocks decoded
+export const STAT_BLOCK_INSNS: i32 = 42; // instructions retired inside blocks
 export const STAT_PAUSE_EXITS: i32 = 40; // PAUSE-loop exits (SMP: a spinning vCPU yields; VM_PLE_WINDOW)

@@ -45,7 +45,7 @@ let riprel: bool = false;
 // how many bytes the page still holds (at most 15), so the common case is one
 // compare per byte. Past the window, fetch_slow() translates the next page
 // (faulting only if the instruction really extends onto it).
-let win: usize = 0;
+export let win: usize = 0;
 let win_len: i32 = 0;
 let pos: i32 = 0; // bytes consumed so far
 
@@ -53,7 +53,15 @@ let pos: i32 = 0; // bytes consumed so far
   if (pos < win_len) { const b = <u32>load<u8>(win + <usize>pos); pos++; return b; }
   return fetch_slow();
 }
+// While a block is being built (block.ts) the decoder must not translate
+// the next page: that would take faults and set accessed bits for code the
+// guest may never run. An instruction that leaves the window then just
+// reports `fetch_crossed` and the block ends before it.
+let fetch_no_cross: bool = false;
+export let fetch_crossed: bool = false;
+export function decode_set_no_cross(v: bool): void { fetch_no_cross = v; fetch_crossed = false; }
 function fetch_slow(): u32 {
+  if (fetch_no_cross) { fetch_crossed = true; pos++; return 0; }
   if (pos >= 15) { raise_gp(0); pos++; return 0; } // longer than 15 bytes
   // IP wraps at the code size within the segment; the base is added after
   const lin = (cs_base + ((ip_start + <u64>pos) & ip_mask())) & lin_mask;
@@ -70,8 +78,11 @@ function fetch_slow(): u32 {
 @inline function fetch32(): u32 { const lo = fetch16(); return lo | (fetch16() << 16); }
 @inline function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32() << 32); }
 
-// Open the fetch window at the instruction start.
-function open_window(rip: u64): bool {
+// Open the fetch window at the instruction start. `win_page_left` is how
+// many bytes the code page holds from there (block.ts builds within it).
+export let win_page_left: i32 = 0;
+export function open_window(rip: u64): bool {
+  cs_base = mode64 ? 0 : seg_base(SEG_CS);
   const lin = (cs_base + rip) & lin_mask;
   const page = lin & ~<u64>0xfff;
   if (page != fetch_page) {
@@ -85,6 +96,7 @@ function open_window(rip: u64): bool {
   const off = <i32>(lin & 0xfff);
   win = fetch_host + <usize>off;
   win_len = 4096 - off;
+  win_page_left = win_len;
   if (win_len > 15) win_len = 15;
   // outside 64-bit mode IP wraps at the code size: keep the window inside it
   if (code_size != 8) {
@@ -98,7 +110,6 @@ function open_window(rip: u64): bool {
 // Decode the instruction at RIP. Returns false if decoding faulted.
 export function decode(rip: u64): bool {
   ip_start = rip;
-  cs_base = mode64 ? 0 : seg_base(SEG_CS);
   if (!open_window(rip)) return false;
   if (icache_hit(rip)) return true;
   rex = 0; rex_w = false; pfx_66 = false; pfx_67 = false; rep = 0; lock = false; seg_ovr = -1;
@@ -198,33 +209,14 @@ export function decode(rip: u64): bool {
 const IC_BYTES0 = 0; // u64 first 8 bytes (masked to the length)
 const IC_BYTES1 = 8; // u64 bytes 8..15 (masked)
 const IC_HOST = 16; // u32 host address of byte 0
-const IC_LEN = 20; // u8
 const IC_MODE = 21; // u8 mode key (code size | mode64)
-const IC_OPCODE = 22; // u16
-const IC_FLAGS = 24; // u8: 1 pfx66, 2 pfx67, 4 lock, 8 riprel
-const IC_REP = 25; // u8
-const IC_REX = 26; // u8
-const IC_SEGOVR = 27; // i8
-const IC_OPSIZE = 28; // u8
-const IC_ADDRSIZE = 29; // u8
-const IC_MODRM = 30; // u8
-const IC_MOD = 31; // u8
-const IC_REG = 32; // i8
-const IC_RM = 33; // i8
-const IC_BASE = 34; // i8
-const IC_INDEX = 35; // i8
-const IC_SCALE = 36; // u8
-const IC_SEG = 37; // u8
-const IC_DISP = 40; // u64
-const IC_IMM = 48; // u64
-const IC_IMM2 = 56; // u64
 
 @inline function ic_entry(host: usize): usize {
   // consecutive bytes get consecutive slots: adjacent one-byte instructions
   // (push/pop/nop...) must not share a slot and evict each other every pass
   return VCPU + VCPU_ICACHE + (((host ^ (host >> 10)) & <usize>(ICACHE_ENTRIES - 1)) << 6);
 }
-@inline function mode_key(): u32 { return <u32>code_size | (mode64 ? 0x10 : 0); }
+@inline export function mode_key(): u32 { return <u32>code_size | (mode64 ? 0x10 : 0); }
 @inline function len_mask0(len: i32): u64 { return len >= 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1; }
 @inline function len_mask1(len: i32): u64 { return len <= 8 ? 0 : (<u64>1 << (<u64>(len - 8) << 3)) - 1; }
 
@@ -234,8 +226,27 @@ function icache_fill(): void {
   store<u64>(e + IC_BYTES0, load<u64>(win) & len_mask0(len));
   store<u64>(e + IC_BYTES1, len > 8 ? load<u64>(win + 8) & len_mask1(len) : 0);
   store<u32>(e + IC_HOST, <u32>win);
-  store<u8>(e + IC_LEN, <u8>len);
   store<u8>(e + IC_MODE, <u8>mode_key());
+  decoded_save(e, len);
+}
+
+// Load the decoded instruction at the open window from the cache; false on a miss.
+@inline function icache_hit(rip: u64): bool {
+  const e = ic_entry(win);
+  if (load<u32>(e + IC_HOST) != <u32>win || <u32>load<u8>(e + IC_MODE) != mode_key()) return false;
+  const len = <i32>load<u8>(e + IC_LEN);
+  if (len > win_len) return false;
+  if ((load<u64>(win) & len_mask0(len)) != load<u64>(e + IC_BYTES0)) return false;
+  if (len > 8 && (load<u64>(win + 8) & len_mask1(len)) != load<u64>(e + IC_BYTES1)) return false;
+  decoded_load(e, rip);
+  return true;
+}
+
+// A decoded instruction as a record (bytes IC_LEN.. of an icache entry; the
+// block cache's uops use the same record): what the decoder leaves in the
+// globals above, so a cached instruction runs through the same handlers.
+export function decoded_save(e: usize, len: i32): void {
+  store<u8>(e + IC_LEN, <u8>len);
   store<u16>(e + IC_OPCODE, <u16>opcode);
   store<u8>(e + IC_FLAGS, <u8>((pfx_66 ? 1 : 0) | (pfx_67 ? 2 : 0) | (lock ? 4 : 0) | (riprel ? 8 : 0)));
   store<u8>(e + IC_REP, <u8>rep);
@@ -256,14 +267,10 @@ function icache_fill(): void {
   store<u64>(e + IC_IMM2, imm2);
 }
 
-// Load the decoded instruction at the open window from the cache; false on a miss.
-@inline function icache_hit(rip: u64): bool {
-  const e = ic_entry(win);
-  if (load<u32>(e + IC_HOST) != <u32>win || <u32>load<u8>(e + IC_MODE) != mode_key()) return false;
-  const len = <i32>load<u8>(e + IC_LEN);
-  if (len > win_len) return false;
-  if ((load<u64>(win) & len_mask0(len)) != load<u64>(e + IC_BYTES0)) return false;
-  if (len > 8 && (load<u64>(win + 8) & len_mask1(len)) != load<u64>(e + IC_BYTES1)) return false;
+// The decoder's globals from a record, for the instruction at `rip`; the
+// memory operand's address is computed from the registers of the moment.
+export function decoded_load(e: usize, rip: u64): void {
+  ip_start = rip;
   opcode = <i32>load<u16>(e + IC_OPCODE);
   const f = <u32>load<u8>(e + IC_FLAGS);
   pfx_66 = (f & 1) != 0; pfx_67 = (f & 2) != 0; lock = (f & 4) != 0; riprel = (f & 8) != 0;
@@ -279,7 +286,7 @@ function icache_fill(): void {
   rm = <i32>load<i8>(e + IC_RM);
   imm = load<u64>(e + IC_IMM);
   imm2 = load<u64>(e + IC_IMM2);
-  next_ip = (rip + <u64>len) & ip_mask();
+  next_ip = (rip + <u64>load<u8>(e + IC_LEN)) & ip_mask();
   if (mod_ != 3) {
     ea_base = <i32>load<i8>(e + IC_BASE);
     ea_index = <i32>load<i8>(e + IC_INDEX);
@@ -288,8 +295,27 @@ function icache_fill(): void {
     ea_disp = load<u64>(e + IC_DISP);
     compute_ea();
   }
-  return true;
 }
+// Record fields (offsets into a 64-byte record; 0..19 belong to the owner).
+export const IC_LEN = 20; // u8
+export const IC_OPCODE = 22; // u16
+export const IC_FLAGS = 24; // u8: 1 pfx66, 2 pfx67, 4 lock, 8 riprel
+export const IC_REP = 25; // u8
+export const IC_REX = 26; // u8
+export const IC_SEGOVR = 27; // i8
+export const IC_OPSIZE = 28; // u8
+export const IC_ADDRSIZE = 29; // u8
+export const IC_MODRM = 30; // u8
+export const IC_MOD = 31; // u8
+export const IC_REG = 32; // i8
+export const IC_RM = 33; // i8
+export const IC_BASE = 34; // i8
+export const IC_INDEX = 35; // i8
+export const IC_SCALE = 36; // u8
+export const IC_SEG = 37; // u8
+export const IC_DISP = 40; // u64
+export const IC_IMM = 48; // u64
+export const IC_IMM2 = 56; // u64
 
 // The memory operand as components, so a cached decode can recompute the
 // address from the registers of the moment: base/index register (-1: none),
@@ -379,6 +405,9 @@ export function linear(seg: i32, off: u64): u64 {
 }
 
 @inline export function set_next_ip(v: u64): void { next_ip = v; }
+// A specialised uop (uops.ts) is the current instruction without a full
+// decode: what the fault path and the PT_WRITE log read about it.
+@inline export function set_current(ip: u64, op: i32, next: u64): void { ip_start = ip; opcode = op; next_ip = next; }
 
 // ---- operand access for handlers
 

@@ -115,8 +115,9 @@ export function get_eflags(): u32 {
 }
 // Set just the status flags eagerly (shifts, mul, bit ops: their undefined
 // flags follow the host CPU, which is easier to state eagerly).
+// Every status bit is replaced, so the lazy state need not be materialised.
 @inline export function set_arith_flags(bits: u32): void {
-  eflags = (get_eflags() & ~ARITH_FLAGS) | (bits & ARITH_FLAGS);
+  eflags = (eflags & ~ARITH_FLAGS) | (bits & ARITH_FLAGS);
   lf_op = LF_NONE;
 }
 // Flags as a result would set them: ZF SF PF of `res` at `size`.

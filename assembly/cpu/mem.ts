@@ -171,6 +171,7 @@ function write_slow(lin: u64, size: i32, v: u64, access: u32): void {
   if (h == -1) return;
   if (h == -2) { mmio_write(xlat_gpa, size, v); return; }
   const a = <usize>h;
+  smc_check(a);
   if (pt_write_hit) { pt_write(a, size, v); return; }
   if (size == 1) store<u8>(a, <u8>v);
   else if (size == 2) store<u16>(a, <u16>v);
@@ -190,6 +191,21 @@ function pt_write(a: usize, size: i32, v: u64): void {
   else { old = load<u64>(a); store<u64>(a, v); }
   mark_page_dirty_gpa(gpa); // dirty logging: the host-emulated write dirties the page too
   kvm_pt_write_log(gpa, size, v, old);
+}
+
+// ---- self-modifying code inside a running block (block.ts)
+//
+// While a block runs, [smc_lo, smc_lo + smc_len) is the host range of its
+// code; a write that may touch it sets smc_hit and the block ends after the
+// instruction, so the next lookup re-checks the bytes. The test is widened by
+// 8 bytes below the range (an 8-byte store just before it) and costs a
+// subtract and a compare; with no block running smc_len is 0 and it never hits.
+export let smc_lo: usize = 0;
+export let smc_len: usize = 0;
+export let smc_hit: bool = false;
+export function smc_set(lo: usize, len: usize): void { smc_lo = lo; smc_len = len; smc_hit = false; }
+@inline function smc_check(a: usize): void {
+  if (a + 8 - smc_lo < smc_len + 8) smc_hit = true;
 }
 
 // ---- the fast paths (inlined into every handler)
@@ -225,22 +241,22 @@ export function read64(lin: u64): u64 {
 }
 export function write8(lin: u64, v: u32): void {
   const a = hit(lin, tlb_need_w, 1);
-  if (a != 0) { store<u8>(a, <u8>v); return; }
+  if (a != 0) { store<u8>(a, <u8>v); smc_check(a); return; }
   write_slow(lin, 1, <u64>v, ACC_WRITE);
 }
 export function write16(lin: u64, v: u32): void {
   const a = hit(lin, tlb_need_w, 2);
-  if (a != 0) { store<u16>(a, <u16>v); return; }
+  if (a != 0) { store<u16>(a, <u16>v); smc_check(a); return; }
   write_slow(lin, 2, <u64>v, ACC_WRITE);
 }
 export function write32(lin: u64, v: u32): void {
   const a = hit(lin, tlb_need_w, 4);
-  if (a != 0) { store<u32>(a, v); return; }
+  if (a != 0) { store<u32>(a, v); smc_check(a); return; }
   write_slow(lin, 4, <u64>v, ACC_WRITE);
 }
 export function write64(lin: u64, v: u64): void {
   const a = hit(lin, tlb_need_w, 8);
-  if (a != 0) { store<u64>(a, v); return; }
+  if (a != 0) { store<u64>(a, v); smc_check(a); return; }
   write_slow(lin, 8, v, ACC_WRITE);
 }
 

@@ -22,6 +22,9 @@ import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
 import { VMB, VM_BUS_LOCK } from "../vm";
 import { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "../mmu/layout";
 import { kvm_check_tlb_and_reload_requests } from "../mmu/tlbflush";
+import { VM_KNOB_BLOCK_CACHE } from "../mmu/layout";
+import { block_find, block_run, block_fault_ip } from "./block";
+import { STAT_BLOCK_INSNS } from "../stats";
 
 function record_unimplemented(at: u64): void {
   store<u64>(VCPU + EXIT_INTERNAL_RIP, at);
@@ -53,7 +56,8 @@ function after_delivery(at: u64): i32 {
   return exit_pending != 0 ? exit_pending : EXIT_INTERNAL_ERROR;
 }
 
-// SMP requests are polled every SMP_POLL_MASK + 1 instructions (and at entry):
+// SMP requests are polled every SMP_POLL_MASK + 1 instructions (and at entry;
+// with blocks, at the first block boundary past each multiple):
 // a load of shared memory on every instruction cost ~30% of the MIPS.
 const SMP_POLL_MASK: u32 = 63;
 // Returns true when a kick asks run() to return.
@@ -75,11 +79,16 @@ export function run(budget: i32): i32 {
   let reason = 0;
   pause_count_reset();
   smp_poll(); // requests raised while this vCPU was outside run() (vcpu_enter_guest's kvm_check_request)
+  let next_poll = (icount | <u64>SMP_POLL_MASK) + 1;
+  const blocks = load<u32>(VMB + VM_KNOB_BLOCK_CACHE) != 0;
   while (budget > 0) {
     // SMP: a kick from another thread ends the slice; remote TLB flush /
     // MMU reload requests (VM-wide generations, O(1) to raise) are serviced
     // before the next instruction (kvm_check_request at vcpu_enter_guest)
-    if ((<u32>icount & SMP_POLL_MASK) == 0 && smp_poll()) break;
+    if (icount >= next_poll) {
+      next_poll = (icount | <u64>SMP_POLL_MASK) + 1;
+      if (smp_poll()) break;
+    }
     // external interrupt injection (between instructions, IF=1, no STI shadow)
     const irq = load<i32>(VCPU + VCPU_PENDING_IRQ);
     const shadow = load<u32>(VCPU + VCPU_INTR_SHADOW);
@@ -95,22 +104,32 @@ export function run(budget: i32): i32 {
     if (load<u32>(VCPU + VCPU_HALTED) != 0) { reason = EXIT_HLT; break; }
     if (shadow != 0) store<u32>(VCPU + VCPU_INTR_SHADOW, 0);
 
-    const at = rip();
-    rep_begin(budget);
-    if (decode(at)) {
-      // a locked read-modify-write (LOCK prefix, or XCHG with memory) holds
-      // the VM's bus lock: atomic with respect to the other vCPU threads
-      if (lock || ((opcode & 0x1fe) == 0x86 && mod_ != 3)) {
-        const bl = VMB + VM_BUS_LOCK;
-        while (atomic.cmpxchg<u32>(bl, 0, 1) != 0) { /* another vCPU's locked instruction */ }
-        dispatch(opcode);
-        atomic.store<u32>(bl, 0);
-      } else dispatch(opcode);
-    }
-    budget -= 1 + rep_extra_steps; // rep string steps count against the budget (string.ts)
+    let at = rip();
+    // a cached block (block.ts), or else the one instruction at RIP
+    const b = blocks ? block_find(at) : 0;
+    if (b != 0) {
+      const n = block_run(b, at, budget);
+      stat_add(STAT_BLOCK_INSNS, <u64>n);
+      budget -= n;
+      if (faulted()) { at = block_fault_ip(); budget--; }
+    } else if (!faulted()) {
+      rep_begin(budget);
+      if (decode(at)) {
+        // a locked read-modify-write (LOCK prefix, or XCHG with memory) holds
+        // the VM's bus lock: atomic with respect to the other vCPU threads
+        if (lock || ((opcode & 0x1fe) == 0x86 && mod_ != 3)) {
+          const bl = VMB + VM_BUS_LOCK;
+          while (atomic.cmpxchg<u32>(bl, 0, 1) != 0) { /* another vCPU's locked instruction */ }
+          dispatch(opcode);
+          atomic.store<u32>(bl, 0);
+        } else dispatch(opcode);
+      }
+      budget -= 1 + rep_extra_steps; // rep string steps count against the budget (string.ts)
+      if (!faulted()) icount_inc();
+    } else budget--; // the fetch at RIP faulted
     if (faulted()) {
       const v = exc_vector;
-      if (v == ABORT) { clear_fault(); reason = exit_pending; break; }
+      if (v == ABORT) { clear_fault(); set_rip(at); reason = exit_pending; break; }
       if (v == UNIMPLEMENTED) { record_unimplemented(at); reason = EXIT_INTERNAL_ERROR; break; }
       if (v == PF_VEC) set_pending_cr2(exc_cr2);
       set_rip(at);
@@ -126,7 +145,6 @@ export function run(budget: i32): i32 {
       continue;
     }
     set_rip(next_ip);
-    icount_inc();
     if (exit_pending != 0) { reason = exit_pending; break; }
   }
   if (reason == 0) { reason = EXIT_BUDGET; stat_inc(STAT_BUDGET_EXITS); }

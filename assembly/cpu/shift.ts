@@ -25,7 +25,6 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
   const bits = <u32>size << 3;
   const m = size_mask(size);
   const sb = sign_bit(size);
-  const old = get_eflags();
   const msb = (d & sb) != 0;
   const msb1 = (d & (sb >> 1)) != 0;
   let r: u64;
@@ -33,6 +32,7 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
   let ovf: bool; // OF as a 1-bit shift of the original operand gives it
   switch (op) {
     case ROL: case ROR: case RCL: case RCR: {
+      const old = get_eflags(); // rotates keep SF ZF AF PF (and RCL/RCR read CF)
       if (op == ROL) {
         const c = count % bits;
         r = c == 0 ? d : ((d << c) | (d >> (bits - c))) & m;
@@ -98,7 +98,6 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
       break;
     }
   }
-  if (keep_of && count > 1) ovf = (old & OF) != 0;
   // shifts: AF = 0
   set_arith_flags(szp(r, size) | (cf ? CF : 0) | (ovf ? OF : 0));
   return r;

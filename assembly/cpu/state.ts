@@ -154,7 +154,13 @@ export const TLB_ENTRIES: i32 = 256;
 export const VCPU_ICACHE: i32 = 8192;
 export const ICACHE_ENTRIES: i32 = 1024;
 
-export const VCPU_SIZE: i32 = 8192 + 1024 * 64;
+// ---- the block cache (see cpu/block.ts): BLOCK_ENTRIES x BLOCK_SIZE bytes
+export const VCPU_BLOCKS: i32 = VCPU_ICACHE + ICACHE_ENTRIES * 64;
+export const BLOCK_ENTRIES: i32 = 256;
+export const BLOCK_MAX_INSNS: i32 = 16;
+export const BLOCK_SIZE: i32 = 128 + BLOCK_MAX_INSNS * 64;
+
+export const VCPU_SIZE: i32 = VCPU_BLOCKS + BLOCK_ENTRIES * BLOCK_SIZE;
 
 // exit reasons (names follow KVM_EXIT_*)
 export const EXIT_NONE: i32 = 0;

@@ -56,6 +56,8 @@ export const VM_RMAP_BASE_1G: i32 = 2228; // u32 ... per 1 GiB region
 export const VM_LPAGE_BASE_2M: i32 = 2232; // u32 disallow_lpage, one u32 per 2 MiB region
 export const VM_LPAGE_BASE_1G: i32 = 2236; // u32 ... per 1 GiB region
 export const VM_KNOB_LARGE_SPTES: i32 = 2240; // 1: map large guest pages with large sptes when nothing forbids it
+// not an MMU knob, but set with them: 1 = the interpreter runs cached blocks (cpu/block.ts)
+export const VM_KNOB_BLOCK_CACHE: i32 = 2244;
 
 export const MMU_MODE_TDP: u32 = 0;
 export const MMU_MODE_SHADOW: u32 = 1;

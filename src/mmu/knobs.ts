@@ -39,10 +39,13 @@ export interface MmuKnobs {
   wp_all: "rmap" | "generation";
   /** Test only: "no_reprotect" never write-protects for dirty logging (the dirty-log torture test's negative control). */
   broken_dirty_log: "none" | "no_reprotect";
+  /** Not an MMU rule but set with the knobs: the interpreter runs straight-line blocks from the block cache (assembly/cpu/block.ts, issue 12); off = one decoded instruction per run-loop turn. */
+  block_cache: boolean;
 }
 
 export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, broken_flush: "none",
-  update_pte: true, pte_write_topup: true, unprotect_rep_string: true, byte_pte_write: true, flood_detect: "accessed", wp_all: "rmap", broken_dirty_log: "none" };
+  update_pte: true, pte_write_topup: true, unprotect_rep_string: true, byte_pte_write: true, flood_detect: "accessed", wp_all: "rmap", broken_dirty_log: "none",
+  block_cache: true };
 
 interface KnobSpec { name: keyof MmuKnobs; help: string; values: string; }
 export const KNOB_SPECS: readonly KnobSpec[] = [
@@ -58,6 +61,7 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
   { name: "flood_detect", help: "zap a page written 3 times without being used for translation in between (seed 003: by the page's accessed state; legacy: KVM's last-speculative-spte heuristic)", values: "accessed|legacy|off (default accessed)" },
   { name: "wp_all", help: "how dirty logging write-protects: rmap (walk every page's rmap, as KVM) or generation (O(1) write-protect-all, seed 000)", values: "rmap|generation (default rmap)" },
   { name: "broken_dirty_log", help: "TEST ONLY: never re-protect pages for dirty logging (negative control)", values: "none|no_reprotect (default none)" },
+  { name: "block_cache", help: "interpreter: run cached straight-line blocks with specialised uops (not an MMU rule; issue 12)", values: "1|0 (default 1)" },
 ];
 
 export class KnobError extends Error {}
@@ -83,6 +87,7 @@ export function parseKnobs(settings: readonly string[], base: Readonly<MmuKnobs>
       case "pte_write_topup": k.pte_write_topup = parseBool(name, v); break;
       case "unprotect_rep_string": k.unprotect_rep_string = parseBool(name, v); break;
       case "byte_pte_write": k.byte_pte_write = parseBool(name, v); break;
+      case "block_cache": k.block_cache = parseBool(name, v); break;
       case "flood_detect":
         if (v !== "accessed" && v !== "legacy" && v !== "off") throw new KnobError(`knob flood_detect wants accessed, legacy or off, got "${v}"`);
         k.flood_detect = v;

@@ -13,7 +13,10 @@ import { rawImage } from "../support/tiny_image.js";
 const LOAD = 0x100000;
 function le32(v: number): number[] { return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]; }
 
-describe("self-modifying code", () => {
+// With the block cache the store and the patched instruction sit in one
+// block, so this is the block's own-bytes check (mem.ts: smc_check); without
+// it, the decoded-instruction cache's byte check.
+describe.each([true, false])("self-modifying code (block_cache=%s)", (blockCache) => {
   it("sees every patch of an instruction it keeps executing", () => {
     // 0: xor ecx,ecx          31 c9           (counter)
     // 2: xor ebx,ebx          31 db           (sum)
@@ -30,9 +33,15 @@ describe("self-modifying code", () => {
     const patch = LOAD + 10;
     const code = [0x31, 0xc9, 0x31, 0xdb, 0x88, 0x0d, ...le32(patch + 1), 0xb0, 0x00, 0x0f, 0xb6, 0xc0, 0x01, 0xc3, 0xfe, 0xc1, 0x75, 0xef,
       0x81, 0xfb, 0x80, 0x7f, 0x00, 0x00, 0x75, 0x05, 0xb0, 0x10, 0xe6, 0xf4, 0xf4, 0xb0, 0x11, 0xe6, 0xf4, 0xf4];
-    const m = new Machine({ module: loadCoreModule(), ramSize: 16 << 20, kernel: rawImage(code), kernelPath: "smc.elf" });
+    const m = new Machine({ module: loadCoreModule(), ramSize: 16 << 20, kernel: rawImage(code), kernelPath: "smc.elf",
+      knobs: { block_cache: blockCache } });
     const r = m.run();
     expect(r.status).toBe(33);
     expect(r.instructions).toBe(2n + 256n * 6n + 4n); // ...then cmp, jne, mov, out (the exit)
+    if (blockCache) {
+      // the loop ran as blocks, and each patch cut its block short
+      expect(r.stats.block_insns).toBeGreaterThan(256n * 5n);
+      expect(r.stats.blocks_built).toBeGreaterThanOrEqual(256n);
+    } else expect(r.stats.block_insns ?? 0n).toBe(0n);
   });
 });

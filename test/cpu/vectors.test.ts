@@ -118,10 +118,12 @@ function describeCase(form: VecForm, idx: number, diffs: string[]): string {
 const files = readdirSync(DATA_DIR).filter((f) => f.endsWith(".json")).sort();
 const loaded = files.map((f) => ({ file: f, doc: JSON.parse(readFileSync(join(DATA_DIR, f), "utf8")) as VecFile }));
 
-describe("host-CPU instruction vectors", () => {
+// Every case runs twice: through the block cache's uops (the default) and
+// through the one-instruction-at-a-time path (block_cache=0).
+describe.each([true, false])("host-CPU instruction vectors (block_cache=%s)", (blockCache) => {
   let cpu: TestCpu;
   beforeAll(() => {
-    cpu = new TestCpu();
+    cpu = new TestCpu(undefined, { block_cache: blockCache });
     cpu.enterLongModeUser();
   });
 

@@ -1,0 +1,193 @@
+// The block cache: straight-line runs of decoded instructions, so the run
+// loop pays the fetch translation, the cache lookup and the byte check once
+// per block instead of once per instruction, and the hottest forms run as
+// specialised uops (uops.ts) that read their operands from the record.
+//
+// A block starts at the RIP it was entered at and holds up to
+// BLOCK_MAX_INSNS instructions within one code page and BLOCK_CODE_MAX bytes;
+// it ends after a near branch (jcc, jmp, call, ret, loop) and before any
+// instruction that needs the run loop's per-instruction care (I/O, string
+// ops and their rep budget, LOCK and the bus lock, anything that changes
+// mode, IF or the interrupt shadow, far transfers, system instructions):
+// those run one at a time as before. So within a block no interrupt can
+// become deliverable, and the run loop's checks at block boundaries are the
+// ones it made per instruction.
+//
+// Like the decoded-instruction cache, a block is keyed by the host address of
+// its first byte and the decoding mode and keeps a copy of its code bytes,
+// compared on every entry: a page remapped or rewritten (by this vCPU,
+// another one, the host or a migration) simply misses. A store into the
+// running block's own bytes (mem.ts: smc_check) ends the block after that
+// instruction, so the next one is decoded from the new bytes, as the SDM
+// asks of self-modifying code.
+import {
+  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, set_rip, icount_inc, stat_inc,
+} from "./state";
+import {
+  decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
+  next_ip, ip_start, opcode, mod_, reg, rep, lock, IC_OPCODE,
+} from "./decode";
+import { code_size, mode64 } from "./mode";
+import { dispatch } from "./dispatch";
+import { faulted, clear_fault } from "./fault";
+import { exit_pending, smc_set, smc_hit } from "./mem";
+import { uop_kind, uop_run, UOP_GENERIC } from "./uops";
+import { STAT_BLOCKS_BUILT } from "../stats";
+
+export const BLOCK_CODE_MAX: i32 = 64;
+const B_HOST: usize = 0; // u32 host address of the first byte
+const B_MODE: usize = 4; // u8 mode_key() (0: empty slot)
+const B_N: usize = 5; // u8 instructions (0: the first one runs alone)
+const B_LEN: usize = 6; // u8 code bytes covered
+const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
+const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
+// A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
+export const U_KIND: usize = 0; // u8 UOP_* (uops.ts)
+export const U_OFF: usize = 2; // u16 offset of the instruction from the block start
+export const U_A: usize = 4; // u8 uop operand (register, alu op, condition)
+export const U_B: usize = 5; // u8 second uop operand
+export const U_VAL: usize = 8; // u64 precomputed value (immediate, relative target)
+
+@inline function block_slot(host: usize): usize {
+  return VCPU + VCPU_BLOCKS + ((host ^ (host >> 9)) & <usize>(BLOCK_ENTRIES - 1)) * <usize>BLOCK_SIZE;
+}
+@inline function tail_mask(rem: i32): u64 { return rem >= 8 ? <u64>-1 : (<u64>1 << (<u64>rem << 3)) - 1; }
+
+function code_matches(b: usize, h: usize, len: i32): bool {
+  for (let i = 0; i < len; i += 8) {
+    if ((load<u64>(h + <usize>i) & tail_mask(len - i)) != load<u64>(b + B_CODE + <usize>i)) return false;
+  }
+  return true;
+}
+
+// The block for RIP `at`, or 0: the instruction there runs alone (a fault
+// raised by the fetch is left for the run loop to deliver).
+export function block_find(at: u64): usize {
+  if (code_size == 2) return 0; // real / 16-bit code: rare, run one at a time
+  // outside 64-bit mode IP wraps at 4 GiB: no block may span the wrap
+  if (!mode64 && at > <u64>(0xffffffff - BLOCK_CODE_MAX)) return 0;
+  if (!open_window(at)) return 0;
+  const h = win;
+  const left = win_page_left;
+  const b = block_slot(h);
+  if (load<u32>(b + B_HOST) == <u32>h && <u32>load<u8>(b + B_MODE) == mode_key()) {
+    const len = <i32>load<u8>(b + B_LEN);
+    if (len <= left && code_matches(b, h, len)) return load<u8>(b + B_N) != 0 ? b : 0;
+  }
+  return block_build(b, h, at, left);
+}
+
+const CLASS_NO = 0; // runs alone
+const CLASS_IN = 1; // may sit inside a block
+const CLASS_END = 2; // ends a block (near branches)
+
+// Which instructions a block may hold (the decoder's globals describe it).
+function block_class(): i32 {
+  const op = opcode;
+  if (lock) return CLASS_NO;
+  if (op < 0x40) {
+    // ALU forms and BCD; not the segment pushes/pops (06 07 0e 16 17 1e 1f)
+    const lo = op & 7;
+    return lo >= 6 && op != 0x27 && op != 0x2f && op != 0x37 && op != 0x3f ? CLASS_NO : CLASS_IN;
+  }
+  if (op < 0x60) return CLASS_IN; // inc/dec r (32-bit), push/pop r
+  if (op < 0x100) {
+    if (op >= 0x70 && op <= 0x7f) return CLASS_END; // jcc
+    if (op >= 0xb0 && op <= 0xbf) return CLASS_IN; // mov r, imm
+    switch (op) {
+      case 0x63: case 0x68: case 0x69: case 0x6a: case 0x6b:
+      case 0x80: case 0x81: case 0x82: case 0x83: case 0x84: case 0x85:
+      case 0x88: case 0x89: case 0x8a: case 0x8b: case 0x8c: case 0x8d: case 0x8f:
+      case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
+      case 0x98: case 0x99: case 0x9c: case 0x9e: case 0x9f:
+      case 0xa0: case 0xa1: case 0xa2: case 0xa3: case 0xa8: case 0xa9:
+      case 0xc0: case 0xc1: case 0xc6: case 0xc7: case 0xc8: case 0xc9:
+      case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0xd7:
+      case 0xf5: case 0xf6: case 0xf7: case 0xf8: case 0xf9: case 0xfc: case 0xfd: case 0xfe:
+        return CLASS_IN;
+      case 0x86: case 0x87: return mod_ == 3 ? CLASS_IN : CLASS_NO; // xchg with memory locks the bus
+      case 0x90: return rep == 0xf3 ? CLASS_NO : CLASS_IN; // pause counts spins (mov.ts)
+      case 0xc2: case 0xc3: case 0xe0: case 0xe1: case 0xe2: case 0xe3: case 0xe8: case 0xe9: case 0xeb:
+        return CLASS_END;
+      case 0xff: {
+        const sub = reg & 7;
+        if (sub <= 1 || sub == 6) return CLASS_IN; // inc, dec, push
+        return sub == 2 || sub == 4 ? CLASS_END : CLASS_NO; // near call / jmp; far ones run alone
+      }
+      default: return CLASS_NO;
+    }
+  }
+  if (op >= 0x180 && op <= 0x18f) return CLASS_END; // jcc rel32
+  if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f) || (op >= 0x1c8 && op <= 0x1cf)) return CLASS_IN;
+  if (op >= 0x118 && op <= 0x11f) return CLASS_IN; // nop Ev
+  switch (op) {
+    case 0x10d: case 0x131: // prefetch, rdtsc (the TSC is the retired count: exact inside a block)
+    case 0x1a3: case 0x1a4: case 0x1a5: case 0x1ab: case 0x1ac: case 0x1ad: case 0x1af:
+    case 0x1b0: case 0x1b1: case 0x1b3: case 0x1b6: case 0x1b7: case 0x1b8: case 0x1ba: case 0x1bb:
+    case 0x1bc: case 0x1bd: case 0x1be: case 0x1bf: case 0x1c0: case 0x1c1: case 0x2f6:
+      return CLASS_IN;
+    default: return CLASS_NO;
+  }
+}
+
+function block_build(b: usize, h: usize, at: u64, left: i32): usize {
+  stat_inc(STAT_BLOCKS_BUILT);
+  let n = 0;
+  let len = 0;
+  decode_set_no_cross(true);
+  while (n < BLOCK_MAX_INSNS && len < left) {
+    const ip = at + <u64>len;
+    if (!decode(ip) || faulted() || fetch_crossed) { clear_fault(); break; }
+    const ilen = <i32>(next_ip - ip); // no IP wrap inside a block (block_find)
+    if (len + ilen > BLOCK_CODE_MAX) break;
+    const cls = block_class();
+    if (cls == CLASS_NO) { if (n == 0) len = ilen; break; }
+    const u = b + B_UOPS + (<usize>n << 6);
+    decoded_save(u, ilen);
+    store<u16>(u + U_OFF, <u16>len);
+    store<u8>(u + U_KIND, <u8>uop_kind(u));
+    n++;
+    len += ilen;
+    if (cls == CLASS_END) break;
+  }
+  decode_set_no_cross(false);
+  if (len == 0) { store<u8>(b + B_MODE, 0); return 0; } // nothing decodable: build again next time
+  store<u32>(b + B_HOST, <u32>h);
+  store<u8>(b + B_MODE, <u8>mode_key());
+  store<u8>(b + B_N, <u8>n);
+  store<u8>(b + B_LEN, <u8>len);
+  for (let i = 0; i < BLOCK_CODE_MAX; i += 8) {
+    store<u64>(b + B_CODE + <usize>i, i < len ? load<u64>(h + <usize>i) & tail_mask(len - i) : 0);
+  }
+  return n != 0 ? b : 0;
+}
+
+// Run block `b` entered at RIP `at`, at most `budget` instructions. Returns
+// the instructions retired; RIP and next_ip are left as the run loop expects:
+// after a fault ip_start is the faulting instruction (not retired), else
+// next_ip is where to go on.
+export function block_run(b: usize, at: u64, budget: i32): i32 {
+  let n = <i32>load<u8>(b + B_N);
+  if (n > budget) n = budget;
+  smc_set(<usize>load<u32>(b + B_HOST), <usize>load<u8>(b + B_LEN));
+  let u = b + B_UOPS;
+  let i = 0;
+  while (i < n) {
+    const ip = at + <u64>load<u16>(u + U_OFF);
+    const kind = <i32>load<u8>(u + U_KIND);
+    if (kind == UOP_GENERIC) {
+      decoded_load(u, ip);
+      dispatch(<i32>load<u16>(u + IC_OPCODE));
+    } else uop_run(kind, u, ip);
+    if (faulted()) break;
+    i++;
+    icount_inc();
+    if (exit_pending != 0 || smc_hit) break;
+    u += 64;
+  }
+  smc_set(0, 0);
+  return i;
+}
+
+// The instruction a block faulted on.
+@inline export function block_fault_ip(): u64 { return ip_start; }

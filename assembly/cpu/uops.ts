@@ -1,0 +1,326 @@
+// Specialised uops: the instruction forms that dominate compiled integer
+// code (register moves, loads and stores, ALU on registers, immediates and
+// memory sources, lea, jcc/jmp/call/ret, shifts by a constant, imul, cmov,
+// push/pop) run here straight from their block record, with the operand
+// size fixed by the kind, instead of reloading the decoder's globals and
+// going through the generic handlers. Everything else in a block is
+// UOP_GENERIC. The semantics are the generic handlers' (same flag helpers,
+// same memory paths, same fault order); the oracle tests run both ways.
+import {
+  opcode, opsize, addrsize, mod_, reg, rm, rex, imm, rep, set_current, set_next_ip, IC_DISP, IC_BASE, IC_INDEX, IC_SCALE,
+  IC_FLAGS, IC_SEG, IC_LEN, IC_OPCODE, IC_OPSIZE, IC_ADDRSIZE,
+} from "./decode";
+import { reg64, set_reg64, reg32, set_reg32, seg_base, SEG_FS, VCPU } from "./state";
+import { mode64 } from "./mode";
+import { alu, ALU_CMP } from "./alu";
+import { flags_logic, flags_inc, flags_dec, cond } from "./flags";
+import { shift } from "./shift";
+import { imul2 } from "./muldiv";
+import { read8, read32, read64, write8, write32, write64 } from "./mem";
+import { push, peek, set_sp } from "./stack";
+import { faulted, raise_gp } from "./fault";
+import { U_KIND, U_A, U_B, U_VAL } from "./block";
+
+export const UOP_GENERIC: i32 = 0;
+const UOP_NOP = 1;
+const UOP_MOV_RR64 = 2;
+const UOP_MOV_RR32 = 3;
+const UOP_MOV_RI = 4; // r = VAL (already sized and extended)
+const UOP_ALU_RR64 = 5; // r[A] op= r[B]; U_C = ALU_* or ALU_TEST
+const UOP_ALU_RR32 = 6;
+const UOP_ALU_RI64 = 7; // r[A] op= VAL
+const UOP_ALU_RI32 = 8;
+const UOP_ALU_RM64 = 9; // r[A] op= [mem]
+const UOP_ALU_RM32 = 10;
+const UOP_CMP_MI64 = 11; // [mem] cmp VAL
+const UOP_CMP_MI32 = 12;
+const UOP_CMP_MI8 = 13;
+const UOP_LOAD64 = 14;
+const UOP_LOAD32 = 15;
+const UOP_LOAD_ZX8 = 16; // movzx r32/r64, byte [mem]
+const UOP_STORE64 = 17;
+const UOP_STORE32 = 18;
+const UOP_STORE8 = 19; // mov byte [mem], r8 (not AH..BH)
+const UOP_MOV_MI64 = 20;
+const UOP_MOV_MI32 = 21;
+const UOP_MOV_MI8 = 22;
+const UOP_LEA64 = 23;
+const UOP_LEA32 = 24;
+const UOP_MOVZX8_RR = 25;
+const UOP_JCC = 26; // U_C = condition, VAL = displacement
+const UOP_JMP = 27;
+const UOP_CALL64 = 28;
+const UOP_RET64 = 29;
+const UOP_SHIFT64 = 30; // U_C = SHL 4 / SHR 5 / SAR 7, VAL = count (1..63)
+const UOP_SHIFT32 = 31;
+const UOP_IMUL_RR64 = 32;
+const UOP_IMUL_RR32 = 33;
+const UOP_IMUL_RRI64 = 34;
+const UOP_IMUL_RRI32 = 35;
+const UOP_CMOV64 = 36;
+const UOP_CMOV32 = 37;
+const UOP_INC64 = 38;
+const UOP_INC32 = 39;
+const UOP_DEC64 = 40;
+const UOP_DEC32 = 41;
+const UOP_PUSH64 = 42;
+const UOP_POP64 = 43;
+
+const U_C: usize = 6; // u8 third operand (alu op, condition, shift op)
+const ALU_TEST: i32 = 8;
+
+// ---- choosing a kind (block build time; the decoder's globals hold the instruction)
+
+@inline function kind_sz(k64: i32, k32: i32): i32 { return opsize == 8 ? k64 : opsize == 4 ? k32 : UOP_GENERIC; }
+// Memory operands are specialised for 32- and 64-bit addressing.
+@inline function mem_ok(): bool { return addrsize != 2; }
+// An 8-bit register operand that is not AH..BH (those sit in byte 1).
+@inline function low_byte_reg(r: i32): bool { return rex != 0 || r < 4; }
+
+// Pick the uop for the instruction just decoded and fill its operands into
+// record `u`; returns the kind.
+export function uop_kind(u: usize): i32 {
+  const op = opcode;
+  const k = uop_pick(u, op);
+  if (k != UOP_GENERIC && mod_ != 3 && !mem_ok()) return UOP_GENERIC;
+  return k;
+}
+
+@inline function set_ops(u: usize, a: i32, b: i32, c: i32, val: u64): void {
+  store<u8>(u + U_A, <u8>a); store<u8>(u + U_B, <u8>b); store<u8>(u + U_C, <u8>c); store<u64>(u + U_VAL, val);
+}
+
+function uop_pick(u: usize, op: i32): i32 {
+  if (op < 0x40 && (op & 7) != 6 && (op & 7) != 7 && op != 0x0f) {
+    const aop = op >> 3;
+    const form = op & 7;
+    if (form == 1) { // Ev, Gv
+      if (mod_ != 3) return UOP_GENERIC; // read-modify-write to memory: generic
+      set_ops(u, rm, reg, aop, 0); return kind_sz(UOP_ALU_RR64, UOP_ALU_RR32);
+    }
+    if (form == 3) { // Gv, Ev
+      set_ops(u, reg, rm, aop, 0);
+      return mod_ == 3 ? kind_sz(UOP_ALU_RR64, UOP_ALU_RR32) : kind_sz(UOP_ALU_RM64, UOP_ALU_RM32);
+    }
+    if (form == 5) { set_ops(u, 0, 0, aop, imm); return kind_sz(UOP_ALU_RI64, UOP_ALU_RI32); } // rAX, Iz
+    return UOP_GENERIC;
+  }
+  if (op >= 0x70 && op <= 0x7f || op >= 0x180 && op <= 0x18f) {
+    set_ops(u, 0, 0, op & 15, imm);
+    return opsize == 2 ? UOP_GENERIC : UOP_JCC;
+  }
+  if (op >= 0xb8 && op <= 0xbf) {
+    const r = (op & 7) | ((rex & 1) << 3);
+    set_ops(u, r, 0, 0, opsize == 4 ? imm & 0xffffffff : imm);
+    return opsize == 2 ? UOP_GENERIC : UOP_MOV_RI;
+  }
+  if (op >= 0x140 && op <= 0x14f) {
+    if (mod_ != 3) return UOP_GENERIC;
+    set_ops(u, reg, rm, op & 15, 0); return kind_sz(UOP_CMOV64, UOP_CMOV32);
+  }
+  if (mode64 && opsize == 8 && op >= 0x50 && op <= 0x5f) {
+    set_ops(u, (op & 7) | ((rex & 1) << 3), 0, 0, 0);
+    return op < 0x58 ? UOP_PUSH64 : UOP_POP64;
+  }
+  switch (op) {
+    case 0x89:
+      set_ops(u, mod_ == 3 ? rm : reg, reg, 0, 0);
+      return mod_ == 3 ? kind_sz(UOP_MOV_RR64, UOP_MOV_RR32) : kind_sz(UOP_STORE64, UOP_STORE32);
+    case 0x8b:
+      set_ops(u, reg, rm, 0, 0);
+      return mod_ == 3 ? kind_sz(UOP_MOV_RR64, UOP_MOV_RR32) : kind_sz(UOP_LOAD64, UOP_LOAD32);
+    case 0x88:
+      if (mod_ == 3 || !low_byte_reg(reg)) return UOP_GENERIC;
+      set_ops(u, reg, 0, 0, 0); return UOP_STORE8;
+    case 0xc6:
+      if (mod_ == 3 || (reg & 7) != 0) return UOP_GENERIC;
+      set_ops(u, 0, 0, 0, imm & 0xff); return UOP_MOV_MI8;
+    case 0xc7:
+      if ((reg & 7) != 0) return UOP_GENERIC;
+      set_ops(u, rm, 0, 0, opsize == 4 ? imm & 0xffffffff : imm);
+      if (mod_ == 3) return opsize == 2 ? UOP_GENERIC : UOP_MOV_RI;
+      return kind_sz(UOP_MOV_MI64, UOP_MOV_MI32);
+    case 0x81: case 0x83: {
+      const aop = reg & 7;
+      if (mod_ == 3) { set_ops(u, rm, 0, aop, imm); return kind_sz(UOP_ALU_RI64, UOP_ALU_RI32); }
+      if (aop != ALU_CMP) return UOP_GENERIC;
+      set_ops(u, 0, 0, 0, imm); return kind_sz(UOP_CMP_MI64, UOP_CMP_MI32);
+    }
+    case 0x80:
+      if (mod_ == 3 || (reg & 7) != ALU_CMP) return UOP_GENERIC;
+      set_ops(u, 0, 0, 0, imm & 0xff); return UOP_CMP_MI8;
+    case 0x85:
+      if (mod_ != 3) return UOP_GENERIC;
+      set_ops(u, rm, reg, ALU_TEST, 0); return kind_sz(UOP_ALU_RR64, UOP_ALU_RR32);
+    case 0xa9: set_ops(u, 0, 0, ALU_TEST, imm); return kind_sz(UOP_ALU_RI64, UOP_ALU_RI32);
+    case 0x8d:
+      if (mod_ == 3) return UOP_GENERIC; // #UD
+      set_ops(u, reg, 0, 0, 0); return kind_sz(UOP_LEA64, UOP_LEA32);
+    case 0x1b6:
+      if (opsize == 2) return UOP_GENERIC;
+      if (mod_ != 3) { set_ops(u, reg, 0, 0, 0); return UOP_LOAD_ZX8; }
+      if (!low_byte_reg(rm)) return UOP_GENERIC;
+      set_ops(u, reg, rm, 0, 0); return UOP_MOVZX8_RR;
+    case 0xe9: case 0xeb:
+      set_ops(u, 0, 0, 0, imm); return opsize == 2 ? UOP_GENERIC : UOP_JMP;
+    case 0xe8:
+      set_ops(u, 0, 0, 0, imm); return mode64 && opsize == 8 ? UOP_CALL64 : UOP_GENERIC;
+    case 0xc3: return mode64 && opsize == 8 ? UOP_RET64 : UOP_GENERIC;
+    case 0xc1: case 0xd1: {
+      const sop = reg & 7;
+      if (mod_ != 3 || (sop != 4 && sop != 5 && sop != 7)) return UOP_GENERIC;
+      const count = op == 0xd1 ? <u64>1 : imm & (opsize == 8 ? 63 : 31);
+      if (count == 0) return UOP_GENERIC; // flags untouched: rare
+      set_ops(u, rm, 0, sop, count); return kind_sz(UOP_SHIFT64, UOP_SHIFT32);
+    }
+    case 0x1af:
+      if (mod_ != 3) return UOP_GENERIC;
+      set_ops(u, reg, rm, 0, 0); return kind_sz(UOP_IMUL_RR64, UOP_IMUL_RR32);
+    case 0x69: case 0x6b:
+      if (mod_ != 3) return UOP_GENERIC;
+      set_ops(u, reg, rm, 0, imm); return kind_sz(UOP_IMUL_RRI64, UOP_IMUL_RRI32);
+    case 0xff: {
+      const sub = reg & 7;
+      if (mod_ != 3 || sub > 1) return UOP_GENERIC;
+      set_ops(u, rm, 0, 0, 0);
+      return sub == 0 ? kind_sz(UOP_INC64, UOP_INC32) : kind_sz(UOP_DEC64, UOP_DEC32);
+    }
+    case 0x90: return rep == 0 && (rex & 1) == 0 ? UOP_NOP : UOP_GENERIC; // 0x90 with REX.B is xchg r8, rax
+    case 0x11f: return UOP_NOP;
+    default: return UOP_GENERIC;
+  }
+}
+
+// ---- running them
+
+// The memory operand's linear address (the record's base/index/scale/disp,
+// RIP-relative from the next instruction, 32-bit addressing wraps).
+@inline function uop_off(u: usize, next: u64): u64 {
+  let off = load<u64>(u + IC_DISP);
+  const base = <i32>load<i8>(u + IC_BASE);
+  if (base >= 0) off += reg64(base);
+  const index = <i32>load<i8>(u + IC_INDEX);
+  if (index >= 0) off += reg64(index) << <u64>load<u8>(u + IC_SCALE);
+  if ((load<u8>(u + IC_FLAGS) & 8) != 0) off += next;
+  if (load<u8>(u + IC_ADDRSIZE) == 4) off &= 0xffffffff;
+  return off;
+}
+@inline function uop_lin(u: usize, next: u64): u64 {
+  const off = uop_off(u, next);
+  const seg = <i32>load<u8>(u + IC_SEG);
+  if (mode64) return seg >= SEG_FS ? seg_base(seg) + off : off;
+  return (seg_base(seg) + off) & 0xffffffff;
+}
+
+@inline function alu64(a: i32, c: i32, src: u64): void {
+  if (c == ALU_TEST) { flags_logic(reg64(a) & src, 8); return; }
+  const r = alu(c, reg64(a), src, 8);
+  if (c != ALU_CMP) set_reg64(a, r);
+}
+@inline function alu32(a: i32, c: i32, src: u64): void {
+  if (c == ALU_TEST) { flags_logic(<u64>reg32(a) & src, 4); return; }
+  const r = alu(c, <u64>reg32(a), src, 4);
+  if (c != ALU_CMP) set_reg32(a, <u32>r);
+}
+@inline function is_canonical(v: u64): bool { return <u64>((<i64>(v << 16) >> 16)) == v; }
+// A near branch to `target` at operand size 8 or 4 (see control.ts: branch_to).
+@inline function branch(u: usize, target: u64): void {
+  if (load<u8>(u + IC_OPSIZE) == 8) {
+    if (!is_canonical(target)) { raise_gp(0); return; }
+    set_next_ip(target);
+  } else set_next_ip(target & 0xffffffff);
+}
+
+// Run uop `kind` of record `u` for the instruction at `ip`.
+export function uop_run(kind: i32, u: usize, ip: u64): void {
+  const next = ip + <u64>load<u8>(u + IC_LEN);
+  // the fault path and the PT_WRITE log read the current instruction's facts
+  set_current(ip, <i32>load<u16>(u + IC_OPCODE), next);
+  const a = <i32>load<u8>(u + U_A);
+  switch (kind) {
+    case UOP_NOP: break;
+    case UOP_MOV_RR64: set_reg64(a, reg64(<i32>load<u8>(u + U_B))); break;
+    case UOP_MOV_RR32: set_reg32(a, reg32(<i32>load<u8>(u + U_B))); break;
+    case UOP_MOV_RI: set_reg64(a, load<u64>(u + U_VAL)); break;
+    case UOP_ALU_RR64: alu64(a, <i32>load<u8>(u + U_C), reg64(<i32>load<u8>(u + U_B))); break;
+    case UOP_ALU_RR32: alu32(a, <i32>load<u8>(u + U_C), <u64>reg32(<i32>load<u8>(u + U_B))); break;
+    case UOP_ALU_RI64: alu64(a, <i32>load<u8>(u + U_C), load<u64>(u + U_VAL)); break;
+    case UOP_ALU_RI32: alu32(a, <i32>load<u8>(u + U_C), load<u64>(u + U_VAL) & 0xffffffff); break;
+    case UOP_ALU_RM64: {
+      const v = read64(uop_lin(u, next));
+      if (!faulted()) alu64(a, <i32>load<u8>(u + U_C), v);
+      break;
+    }
+    case UOP_ALU_RM32: {
+      const v = <u64>read32(uop_lin(u, next));
+      if (!faulted()) alu32(a, <i32>load<u8>(u + U_C), v);
+      break;
+    }
+    case UOP_CMP_MI64: {
+      const v = read64(uop_lin(u, next));
+      if (!faulted()) alu(ALU_CMP, v, load<u64>(u + U_VAL), 8);
+      break;
+    }
+    case UOP_CMP_MI32: {
+      const v = <u64>read32(uop_lin(u, next));
+      if (!faulted()) alu(ALU_CMP, v, load<u64>(u + U_VAL) & 0xffffffff, 4);
+      break;
+    }
+    case UOP_CMP_MI8: {
+      const v = <u64>read8(uop_lin(u, next));
+      if (!faulted()) alu(ALU_CMP, v, load<u64>(u + U_VAL), 1);
+      break;
+    }
+    case UOP_LOAD64: { const v = read64(uop_lin(u, next)); if (!faulted()) set_reg64(a, v); break; }
+    case UOP_LOAD32: { const v = read32(uop_lin(u, next)); if (!faulted()) set_reg32(a, v); break; }
+    case UOP_LOAD_ZX8: { const v = read8(uop_lin(u, next)); if (!faulted()) set_reg64(a, <u64>v); break; }
+    case UOP_STORE64: write64(uop_lin(u, next), reg64(a)); break;
+    case UOP_STORE32: write32(uop_lin(u, next), reg32(a)); break;
+    case UOP_STORE8: write8(uop_lin(u, next), <u32>load<u8>(VCPU + (<usize>a << 3))); break;
+    case UOP_MOV_MI64: write64(uop_lin(u, next), load<u64>(u + U_VAL)); break;
+    case UOP_MOV_MI32: write32(uop_lin(u, next), <u32>load<u64>(u + U_VAL)); break;
+    case UOP_MOV_MI8: write8(uop_lin(u, next), <u32>load<u64>(u + U_VAL)); break;
+    case UOP_LEA64: set_reg64(a, uop_off(u, next)); break;
+    case UOP_LEA32: set_reg32(a, <u32>uop_off(u, next)); break;
+    case UOP_MOVZX8_RR: set_reg64(a, <u64>load<u8>(VCPU + (<usize>load<u8>(u + U_B) << 3))); break;
+    case UOP_JCC: if (cond(<i32>load<u8>(u + U_C))) branch(u, next + load<u64>(u + U_VAL)); break;
+    case UOP_JMP: branch(u, next + load<u64>(u + U_VAL)); break;
+    case UOP_CALL64: {
+      const target = next + load<u64>(u + U_VAL);
+      if (!is_canonical(target)) { raise_gp(0); break; }
+      push(next, 8);
+      if (!faulted()) set_next_ip(target);
+      break;
+    }
+    case UOP_RET64: {
+      const target = peek(0, 8);
+      if (faulted()) break;
+      if (!is_canonical(target)) { raise_gp(0); break; }
+      set_next_ip(target);
+      set_sp(reg64(4) + 8);
+      break;
+    }
+    case UOP_SHIFT64: set_reg64(a, shift(<i32>load<u8>(u + U_C), reg64(a), <u32>load<u64>(u + U_VAL), 8, false)); break;
+    case UOP_SHIFT32: set_reg32(a, <u32>shift(<i32>load<u8>(u + U_C), <u64>reg32(a), <u32>load<u64>(u + U_VAL), 4, false)); break;
+    case UOP_IMUL_RR64: set_reg64(a, imul2(reg64(a), reg64(<i32>load<u8>(u + U_B)), 8)); break;
+    case UOP_IMUL_RR32: set_reg32(a, <u32>imul2(<u64>reg32(a), <u64>reg32(<i32>load<u8>(u + U_B)), 4)); break;
+    case UOP_IMUL_RRI64: set_reg64(a, imul2(reg64(<i32>load<u8>(u + U_B)), load<u64>(u + U_VAL), 8)); break;
+    case UOP_IMUL_RRI32: set_reg32(a, <u32>imul2(<u64>reg32(<i32>load<u8>(u + U_B)), load<u64>(u + U_VAL), 4)); break;
+    case UOP_CMOV64: if (cond(<i32>load<u8>(u + U_C))) set_reg64(a, reg64(<i32>load<u8>(u + U_B))); break;
+    case UOP_CMOV32: // a 32-bit cmov zero-extends its destination even when the condition is false
+      set_reg32(a, cond(<i32>load<u8>(u + U_C)) ? reg32(<i32>load<u8>(u + U_B)) : reg32(a)); break;
+    case UOP_INC64: { const d = reg64(a); const v = d + 1; flags_inc(d, v, 8); set_reg64(a, v); break; }
+    case UOP_INC32: { const d = <u64>reg32(a); const v = (d + 1) & 0xffffffff; flags_inc(d, v, 4); set_reg32(a, <u32>v); break; }
+    case UOP_DEC64: { const d = reg64(a); const v = d - 1; flags_dec(d, v, 8); set_reg64(a, v); break; }
+    case UOP_DEC32: { const d = <u64>reg32(a); const v = (d - 1) & 0xffffffff; flags_dec(d, v, 4); set_reg32(a, <u32>v); break; }
+    case UOP_PUSH64: push(reg64(a), 8); break;
+    case UOP_POP64: {
+      const v = peek(0, 8);
+      if (faulted()) break;
+      set_sp(reg64(4) + 8); // pop rsp: the popped value wins
+      set_reg64(a, v);
+      break;
+    }
+    default: break;
+  }
+}
