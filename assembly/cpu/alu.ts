@@ -17,7 +17,7 @@ export const ALU_XOR = 6;
 export const ALU_CMP = 7;
 
 // dst OP src at `size` bytes; records flags, returns the masked result.
-export function alu(op: i32, dst: u64, src: u64, size: i32): u64 {
+@inline export function alu(op: i32, dst: u64, src: u64, size: i32): u64 {
   const m = size_mask(size);
   src &= m;
   let r: u64;

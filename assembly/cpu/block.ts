@@ -15,23 +15,29 @@
 //
 // Like the decoded-instruction cache, a block is keyed by the host address of
 // its first byte and the decoding mode and keeps a copy of its code bytes,
-// compared on every entry: a page remapped or rewritten (by this vCPU,
-// another one, the host or a migration) simply misses. A store into the
-// running block's own bytes (mem.ts: smc_check) ends the block after that
-// instruction, so the next one is decoded from the new bytes, as the SDM
+// compared whenever it is looked up: a page remapped or rewritten (by this
+// vCPU, another one, the host or a migration) simply misses. Once a block
+// has run, the block that followed it is linked (one link for the
+// fall-through, one for the branch target), and a linked block runs without
+// the lookup: a link is valid for one fetch generation (mmu/tlb.ts:
+// fetch_gen), which every TLB flush, CPL or mode change, new run() and block
+// build ends, and so does any write to a page holding cached code (the code
+// map, mem.ts: smc_check). Such a write also ends the running block after
+// the instruction, so a store into the next instruction is seen, as the SDM
 // asks of self-modifying code.
 import {
-  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, set_rip, icount_inc, stat_inc,
+  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc,
 } from "./state";
 import {
   decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
-  next_ip, ip_start, opcode, mod_, reg, rep, lock, IC_OPCODE,
+  next_ip, ip_start, opcode, mod_, reg, rep, lock, IC_OPCODE, set_current,
 } from "./decode";
 import { code_size, mode64 } from "./mode";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault } from "./fault";
-import { exit_pending, smc_set, smc_hit } from "./mem";
-import { uop_kind, uop_run, UOP_GENERIC } from "./uops";
+import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
+import { fetch_gen, links_invalidate } from "../mmu/tlb";
+import { uop_kind, uop_run, uop_fuse, UOP_GENERIC, UOP_FUSED_FIRST, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT } from "../stats";
 
 export const BLOCK_CODE_MAX: i32 = 64;
@@ -39,6 +45,13 @@ const B_HOST: usize = 0; // u32 host address of the first byte
 const B_MODE: usize = 4; // u8 mode_key() (0: empty slot)
 const B_N: usize = 5; // u8 instructions (0: the first one runs alone)
 const B_LEN: usize = 6; // u8 code bytes covered
+const B_INSNS: usize = 7; // u8 instructions (a fused uop holds two)
+// links to the blocks that followed: [0] fall-through, [1] branch target;
+// each {rip u64, block u32, fetch_gen u32} (B_CODE + BLOCK_CODE_MAX = 72..)
+const B_LINKS: usize = 80;
+const L_RIP: usize = 0;
+const L_BLOCK: usize = 8;
+const L_GEN: usize = 12;
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
 const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
 // A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
@@ -132,22 +145,36 @@ function block_class(): i32 {
 
 function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   stat_inc(STAT_BLOCKS_BUILT);
-  let n = 0;
+  links_invalidate(); // links may point at this slot's old block
+  const m = code_map_byte(h);
+  store<u8>(m, <u8>(<u32>load<u8>(m) | (<u32>1 << (<u32>(h >> 12) & 7))));
+  let n = 0; // uops
+  let insns = 0;
   let len = 0;
+  let prev: usize = 0;
+  let prev_kind = UOP_GENERIC;
   decode_set_no_cross(true);
-  while (n < BLOCK_MAX_INSNS && len < left) {
+  while (insns < BLOCK_MAX_INSNS && len < left) {
     const ip = at + <u64>len;
     if (!decode(ip) || faulted() || fetch_crossed) { clear_fault(); break; }
     const ilen = <i32>(next_ip - ip); // no IP wrap inside a block (block_find)
     if (len + ilen > BLOCK_CODE_MAX) break;
     const cls = block_class();
     if (cls == CLASS_NO) { if (n == 0) len = ilen; break; }
-    const u = b + B_UOPS + (<usize>n << 6);
-    decoded_save(u, ilen);
-    store<u16>(u + U_OFF, <u16>len);
-    store<u8>(u + U_KIND, <u8>uop_kind(u));
-    n++;
+    insns++;
     len += ilen;
+    const fk = prev != 0 ? uop_fuse(prev, prev_kind) : 0;
+    if (fk != 0) {
+      store<u8>(prev + U_KIND, <u8>fk);
+    } else {
+      const u = b + B_UOPS + (<usize>n << 6);
+      decoded_save(u, ilen);
+      store<u16>(u + U_OFF, <u16>(len - ilen));
+      prev_kind = uop_kind(u);
+      store<u8>(u + U_KIND, <u8>prev_kind);
+      prev = u;
+      n++;
+    }
     if (cls == CLASS_END) break;
   }
   decode_set_no_cross(false);
@@ -155,6 +182,7 @@ function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   store<u32>(b + B_HOST, <u32>h);
   store<u8>(b + B_MODE, <u8>mode_key());
   store<u8>(b + B_N, <u8>n);
+  store<u8>(b + B_INSNS, <u8>insns);
   store<u8>(b + B_LEN, <u8>len);
   for (let i = 0; i < BLOCK_CODE_MAX; i += 8) {
     store<u64>(b + B_CODE + <usize>i, i < len ? load<u64>(h + <usize>i) & tail_mask(len - i) : 0);
@@ -162,32 +190,77 @@ function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   return n != 0 ? b : 0;
 }
 
-// Run block `b` entered at RIP `at`, at most `budget` instructions. Returns
-// the instructions retired; RIP and next_ip are left as the run loop expects:
-// after a fault ip_start is the faulting instruction (not retired), else
-// next_ip is where to go on.
-export function block_run(b: usize, at: u64, budget: i32): i32 {
-  let n = <i32>load<u8>(b + B_N);
-  if (n > budget) n = budget;
-  smc_set(<usize>load<u32>(b + B_HOST), <usize>load<u8>(b + B_LEN));
+// Where the last block (chain) left off: the next RIP when it ended
+// normally, else see blocks_run.
+export let block_next: u64 = 0;
+
+// Run block `b` entered at RIP `at`; returns the instructions retired. After
+// a fault ip_start is the faulting instruction (not retired), else
+// block_next is where to go on.
+function block_run(b: usize, at: u64): i32 {
+  const n = <i32>load<u8>(b + B_N);
   let u = b + B_UOPS;
-  let i = 0;
-  while (i < n) {
+  const end = u + (<usize>n << 6);
+  let retired = 0;
+  let nip: u64 = at;
+  while (true) {
     const ip = at + <u64>load<u16>(u + U_OFF);
     const kind = <i32>load<u8>(u + U_KIND);
     if (kind == UOP_GENERIC) {
       decoded_load(u, ip);
       dispatch(<i32>load<u16>(u + IC_OPCODE));
-    } else uop_run(kind, u, ip);
-    if (faulted()) break;
-    i++;
-    icount_inc();
-    if (exit_pending != 0 || smc_hit) break;
+      nip = next_ip;
+    } else nip = uop_run(kind, u, ip);
+    if (faulted()) {
+      // the fault path delivers at ip_start; a fused uop whose jcc faulted retired its first half
+      if (fused_fault_ip != 0) { set_current(fused_fault_ip, 0, 0); fused_fault_clear(); retired++; icount_add(1); }
+      else set_current(ip, <i32>load<u16>(u + IC_OPCODE), ip);
+      break;
+    }
+    const k = kind >= UOP_FUSED_FIRST ? 2 : 1;
+    retired += k;
+    icount_add(k); // per instruction: the TSC and the MMU's emulated-write cache read it
+    if (exit_pending != 0 || code_written) break;
     u += 64;
+    if (u == end) break;
   }
-  smc_set(0, 0);
-  return i;
+  block_next = nip;
+  return retired;
 }
 
-// The instruction a block faulted on.
-@inline export function block_fault_ip(): u64 { return ip_start; }
+// Run blocks from RIP `at` as long as they chain: until `budget` would be
+// exceeded, the instruction count reaches `stop_at` (the run loop's next SMP
+// poll), an exit is pending, a fault was raised, code was written or there
+// is no block at the next RIP. Returns the instructions retired; with none
+// and no fault, the instruction at `at` must run alone.
+export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64): i32 {
+  if (code_written) { code_written_clear(); links_invalidate(); } // by an instruction that ran alone
+  let done = 0;
+  let ip = at;
+  let ic = icount_now;
+  set_current(ip, 0, ip); // a fetch fault in block_find is delivered at ip
+  let b = block_find(ip);
+  while (b != 0) {
+    if (<i32>load<u8>(b + B_INSNS) > budget - done) break; // the tail of a slice runs one at a time
+    const r = block_run(b, ip);
+    done += r;
+    ic += <u64>r;
+    if (faulted() || exit_pending != 0 || ic >= stop_at) break;
+    if (code_written) { code_written_clear(); links_invalidate(); break; }
+    // follow the link to the next block, or look it up and link it
+    const nip = block_next;
+    const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
+    ip = nip;
+    if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) {
+      b = <usize>load<u32>(link + L_BLOCK);
+    } else {
+      set_current(ip, 0, ip);
+      b = block_find(ip);
+      if (b == 0) break;
+      store<u64>(link + L_RIP, nip);
+      store<u32>(link + L_BLOCK, <u32>b);
+      store<u32>(link + L_GEN, fetch_gen);
+    }
+  }
+  return done;
+}

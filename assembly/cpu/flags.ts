@@ -46,18 +46,18 @@ let lf_cin: u64 = 0; // carry in for ADC / SBB
 @inline export function flags_logic(res: u64, size: i32): void {
   lf_op = LF_LOGIC; lf_size = size; lf_res = res & size_mask(size); lf_dst = 0; lf_src = 0;
 }
-export function flags_inc(dst: u64, res: u64, size: i32): void {
+@inline export function flags_inc(dst: u64, res: u64, size: i32): void {
   const cf = get_cf();
   eflags = (eflags & ~CF) | (cf ? CF : 0);
   lf_op = LF_INC; lf_size = size; lf_dst = dst; lf_src = 1; lf_res = res & size_mask(size);
 }
-export function flags_dec(dst: u64, res: u64, size: i32): void {
+@inline export function flags_dec(dst: u64, res: u64, size: i32): void {
   const cf = get_cf();
   eflags = (eflags & ~CF) | (cf ? CF : 0);
   lf_op = LF_DEC; lf_size = size; lf_dst = dst; lf_src = 1; lf_res = res & size_mask(size);
 }
 
-export function get_cf(): bool {
+@inline export function get_cf(): bool {
   switch (lf_op) {
     case LF_ADD: return lf_res < lf_dst;
     case LF_ADC: return lf_res < lf_dst || (lf_cin != 0 && lf_res == lf_dst);
@@ -67,11 +67,11 @@ export function get_cf(): bool {
     default: return (eflags & CF) != 0;
   }
 }
-export function get_zf(): bool {
+@inline export function get_zf(): bool {
   if (lf_op == LF_NONE) return (eflags & ZF) != 0;
   return lf_res == 0;
 }
-export function get_sf(): bool {
+@inline export function get_sf(): bool {
   if (lf_op == LF_NONE) return (eflags & SF) != 0;
   return (lf_res & sign_bit(lf_size)) != 0;
 }
@@ -84,7 +84,7 @@ export function get_af(): bool {
   if (lf_op == LF_LOGIC) return false;
   return ((lf_dst ^ lf_src ^ lf_res) & 0x10) != 0;
 }
-export function get_of(): bool {
+@inline export function get_of(): bool {
   const sb = sign_bit(lf_size);
   switch (lf_op) {
     case LF_ADD: case LF_ADC: case LF_INC:
@@ -131,7 +131,7 @@ export function szp(res: u64, size: i32): u32 {
 }
 
 // Condition codes 0..15 as used by jcc / setcc / cmovcc.
-export function cond(cc: i32): bool {
+@inline export function cond(cc: i32): bool {
   let r: bool;
   switch (cc >> 1) {
     case 0: r = get_of(); break;

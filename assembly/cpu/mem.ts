@@ -9,6 +9,7 @@ import { walk_addr, walk_user, walk_writable, walk_nx, walk_dirty, walk_global, 
 import { gpa_to_host, gpa_slot_flags, MEM_READONLY, VMB } from "../vm";
 import { VM_MMU_MODE, MMU_MODE_TDP } from "../mmu/layout";
 import { shadow_translate, shadow_xlat_gpa, pt_write_hit, kvm_pt_write_log } from "../mmu/shadow";
+import { VCPU_CODE_MAP } from "./state";
 import { VCPU, VCPU_CR0, VCPU_PENDING_IO, EXIT_MMIO_GPA, EXIT_MMIO_DATA, EXIT_MMIO_LEN, EXIT_MMIO_IS_WRITE, EXIT_MMIO, CR0_PG, CR0_WP, stat_inc, vcpu_load64 } from "./state";
 import { raise_abort, raise_gp, raise_ss, faulted } from "./fault";
 import { STAT_TLB_MISS, STAT_MMIO_EXITS } from "../stats";
@@ -193,24 +194,25 @@ function pt_write(a: usize, size: i32, v: u64): void {
   kvm_pt_write_log(gpa, size, v, old);
 }
 
-// ---- self-modifying code inside a running block (block.ts)
+// ---- writes to code (block.ts)
 //
-// While a block runs, [smc_lo, smc_lo + smc_len) is the host range of its
-// code; a write that may touch it sets smc_hit and the block ends after the
-// instruction, so the next lookup re-checks the bytes. The test is widened by
-// 8 bytes below the range (an 8-byte store just before it) and costs a
-// subtract and a compare; with no block running smc_len is 0 and it never hits.
-export let smc_lo: usize = 0;
-export let smc_len: usize = 0;
-export let smc_hit: bool = false;
-export function smc_set(lo: usize, len: usize): void { smc_lo = lo; smc_len = len; smc_hit = false; }
-@inline function smc_check(a: usize): void {
-  if (a + 8 - smc_lo < smc_len + 8) smc_hit = true;
+// Every page that holds a cached block has its bit in the vCPU's code map;
+// a write to such a page (whoever's code it is) sets code_written: a running
+// block ends after the instruction, links between blocks are dropped, and
+// the next lookup compares the bytes again. A load, a shift and a test on
+// every store.
+export let code_written: bool = false;
+export function code_written_clear(): void { code_written = false; }
+@inline export function code_map_byte(a: usize): usize { return VCPU + VCPU_CODE_MAP + (a >> 15); }
+@inline export function smc_check(a: usize): void {
+  if ((<u32>load<u8>(code_map_byte(a)) & (1 << (<u32>(a >> 12) & 7))) != 0) code_written = true;
 }
+// The same for `n` bytes at `a` (n <= 4096: bulk string stores within a page).
+export function smc_check_range(a: usize, n: usize): void { smc_check(a); smc_check(a + n - 1); }
 
 // ---- the fast paths (inlined into every handler)
 
-@inline function hit(lin: u64, need: u64, size: i32): usize {
+@inline export function tlb_hit(lin: u64, need: u64, size: i32): usize {
   const e = tlb_entry(lin);
   const tag = load<u64>(e);
   if (((tag ^ lin) & PAGE_HI) == 0 && (tag & need) != 0 && <i32>(lin & 0xfff) <= 4096 - size) {
@@ -220,42 +222,42 @@ export function smc_set(lo: usize, len: usize): void { smc_lo = lo; smc_len = le
 }
 
 export function read8(lin: u64): u32 {
-  const a = hit(lin, tlb_need_r, 1);
+  const a = tlb_hit(lin, tlb_need_r, 1);
   if (a != 0) return <u32>load<u8>(a);
   return <u32>read_slow(lin, 1, 0);
 }
 export function read16(lin: u64): u32 {
-  const a = hit(lin, tlb_need_r, 2);
+  const a = tlb_hit(lin, tlb_need_r, 2);
   if (a != 0) return <u32>load<u16>(a);
   return <u32>read_slow(lin, 2, 0);
 }
 export function read32(lin: u64): u32 {
-  const a = hit(lin, tlb_need_r, 4);
+  const a = tlb_hit(lin, tlb_need_r, 4);
   if (a != 0) return load<u32>(a);
   return <u32>read_slow(lin, 4, 0);
 }
 export function read64(lin: u64): u64 {
-  const a = hit(lin, tlb_need_r, 8);
+  const a = tlb_hit(lin, tlb_need_r, 8);
   if (a != 0) return load<u64>(a);
   return read_slow(lin, 8, 0);
 }
 export function write8(lin: u64, v: u32): void {
-  const a = hit(lin, tlb_need_w, 1);
+  const a = tlb_hit(lin, tlb_need_w, 1);
   if (a != 0) { store<u8>(a, <u8>v); smc_check(a); return; }
   write_slow(lin, 1, <u64>v, ACC_WRITE);
 }
 export function write16(lin: u64, v: u32): void {
-  const a = hit(lin, tlb_need_w, 2);
+  const a = tlb_hit(lin, tlb_need_w, 2);
   if (a != 0) { store<u16>(a, <u16>v); smc_check(a); return; }
   write_slow(lin, 2, <u64>v, ACC_WRITE);
 }
 export function write32(lin: u64, v: u32): void {
-  const a = hit(lin, tlb_need_w, 4);
+  const a = tlb_hit(lin, tlb_need_w, 4);
   if (a != 0) { store<u32>(a, v); smc_check(a); return; }
   write_slow(lin, 4, <u64>v, ACC_WRITE);
 }
 export function write64(lin: u64, v: u64): void {
-  const a = hit(lin, tlb_need_w, 8);
+  const a = tlb_hit(lin, tlb_need_w, 8);
   if (a != 0) { store<u64>(a, v); smc_check(a); return; }
   write_slow(lin, 8, v, ACC_WRITE);
 }
@@ -277,7 +279,7 @@ export function write_sz(lin: u64, size: i32, v: u64): void {
 // Check that `size` bytes at `lin` are writable (faulting if not) without
 // writing: lets read-modify-write instructions fault before they commit.
 export function probe_write(lin: u64, size: i32): void {
-  if (hit(lin, tlb_need_w, size) != 0) return;
+  if (tlb_hit(lin, tlb_need_w, size) != 0) return;
   lin &= lin_mask;
   const h = translate(lin, ACC_WRITE);
   if (h == -1) return;
@@ -331,7 +333,7 @@ export function fetch_translate(lin: u64): i64 {
 // paths), or 0 when the page is not plain RAM (MMIO) or a fault was raised.
 export function host_ptr(lin: u64, write: bool): usize {
   lin &= lin_mask;
-  const a = hit(lin, write ? tlb_need_w : tlb_need_r, 1);
+  const a = tlb_hit(lin, write ? tlb_need_w : tlb_need_r, 1);
   if (a != 0) return a;
   const h = translate(lin, write ? ACC_WRITE : 0);
   if (h < 0) return 0;

@@ -68,7 +68,7 @@ export function imul1(src: u64, size: i32): void {
 }
 
 // imul r, r/m (, imm): truncated product, CF=OF when it does not fit.
-export function imul2(a: u64, b: u64, size: i32): u64 {
+@inline export function imul2(a: u64, b: u64, size: i32): u64 {
   const x = sext(a, size), y = sext(b, size);
   const lo = <u64>x * <u64>y;
   let overflow: bool;

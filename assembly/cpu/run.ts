@@ -9,7 +9,7 @@ import {
 } from "./state";
 import { flags_sync_in, flags_sync_out, get_eflags } from "./flags";
 import { update_mode, mode64 } from "./mode";
-import { decode, next_ip, opcode, lock, mod_ } from "./decode";
+import { decode, next_ip, opcode, lock, mod_, ip_start } from "./decode";
 import { pause_count_reset } from "./mov";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
@@ -23,7 +23,7 @@ import { VMB, VM_BUS_LOCK } from "../vm";
 import { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN } from "../mmu/layout";
 import { kvm_check_tlb_and_reload_requests } from "../mmu/tlbflush";
 import { VM_KNOB_BLOCK_CACHE } from "../mmu/layout";
-import { block_find, block_run, block_fault_ip } from "./block";
+import { blocks_run, block_next } from "./block";
 import { STAT_BLOCK_INSNS } from "../stats";
 
 function record_unimplemented(at: u64): void {
@@ -105,14 +105,23 @@ export function run(budget: i32): i32 {
     if (shadow != 0) store<u32>(VCPU + VCPU_INTR_SHADOW, 0);
 
     let at = rip();
-    // a cached block (block.ts), or else the one instruction at RIP
-    const b = blocks ? block_find(at) : 0;
-    if (b != 0) {
-      const n = block_run(b, at, budget);
-      stat_add(STAT_BLOCK_INSNS, <u64>n);
-      budget -= n;
-      if (faulted()) { at = block_fault_ip(); budget--; }
-    } else if (!faulted()) {
+    // cached blocks (block.ts), else the one instruction at RIP
+    let alone = true;
+    if (blocks) {
+      const n = blocks_run(at, budget, icount, next_poll);
+      if (n != 0 || faulted()) {
+        alone = false;
+        stat_add(STAT_BLOCK_INSNS, <u64>n);
+        budget -= n;
+        if (faulted()) { at = ip_start; budget--; }
+        else {
+          set_rip(block_next);
+          if (exit_pending != 0) { reason = exit_pending; break; }
+          continue;
+        }
+      }
+    }
+    if (alone) {
       rep_begin(budget);
       if (decode(at)) {
         // a locked read-modify-write (LOCK prefix, or XCHG with memory) holds
@@ -126,7 +135,7 @@ export function run(budget: i32): i32 {
       }
       budget -= 1 + rep_extra_steps; // rep string steps count against the budget (string.ts)
       if (!faulted()) icount_inc();
-    } else budget--; // the fetch at RIP faulted
+    }
     if (faulted()) {
       const v = exc_vector;
       if (v == ABORT) { clear_fault(); set_rip(at); reason = exit_pending; break; }

@@ -77,6 +77,22 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
       set_arith_flags((old & SZAP) | (cf ? CF : 0) | (ovf ? OF : 0));
       return r;
     }
+    default: return shift_arith(op, d, count, size);
+  }
+}
+
+// SHL/SAL, SHR, SAR (op 4, 6, 5, 7) of `d` by `count` (masked, non-zero):
+// flags set eagerly. Inlined into the block cache's shift uops.
+@inline export function shift_arith(op: i32, d: u64, count: u32, size: i32): u64 {
+  const bits = <u32>size << 3;
+  const m = size_mask(size);
+  const sb = sign_bit(size);
+  const msb = (d & sb) != 0;
+  const msb1 = (d & (sb >> 1)) != 0;
+  let r: u64;
+  let cf: bool;
+  let ovf: bool;
+  switch (op) {
     case SHR: {
       r = d >> count;
       cf = ((d >> (count - 1)) & 1) != 0; // 0 once count - 1 >= bits (d is masked)

@@ -160,7 +160,12 @@ export const BLOCK_ENTRIES: i32 = 256;
 export const BLOCK_MAX_INSNS: i32 = 16;
 export const BLOCK_SIZE: i32 = 128 + BLOCK_MAX_INSNS * 64;
 
-export const VCPU_SIZE: i32 = VCPU_BLOCKS + BLOCK_ENTRIES * BLOCK_SIZE;
+// ---- pages holding cached blocks: 1 bit per 4 KiB of linear memory (4 GiB)
+// (see cpu/mem.ts: smc_check)
+export const VCPU_CODE_MAP: i32 = VCPU_BLOCKS + BLOCK_ENTRIES * BLOCK_SIZE;
+export const CODE_MAP_BYTES: i32 = 1 << 17;
+
+export const VCPU_SIZE: i32 = VCPU_CODE_MAP + CODE_MAP_BYTES;
 
 // exit reasons (names follow KVM_EXIT_*)
 export const EXIT_NONE: i32 = 0;
@@ -297,5 +302,6 @@ export function seg_set(s: i32, selector: u32, base: u64, limit: u32, attr: u32)
 // VCPU_INSN_COUNT on entry and exit): the deterministic clock.
 export let icount: u64 = 0;
 @inline export function icount_inc(): void { icount++; }
+@inline export function icount_add(n: i32): void { icount += <u64>n; }
 export function icount_load(): void { icount = load<u64>(VCPU + VCPU_INSN_COUNT); }
 export function icount_store(): void { store<u64>(VCPU + VCPU_INSN_COUNT, icount); }

@@ -5,7 +5,7 @@
 // rep stos / rep movs with DF=0 copy whole runs inside a page at once.
 import { opsize, addrsize, rep, seg_ovr, ip_start, set_next_ip, linear } from "./decode";
 import { reg_read, reg_write, reg16, SEG_DS, SEG_ES, DF } from "./state";
-import { read_sz, write_sz, host_ptr, exit_pending } from "./mem";
+import { read_sz, write_sz, host_ptr, exit_pending, smc_check_range } from "./mem";
 import { faulted } from "./fault";
 import { get_eflags } from "./flags";
 import { alu, ALU_CMP } from "./alu";
@@ -79,6 +79,7 @@ function bulk(kind: i32, size: i32, n: u64): u64 {
   const d = host_ptr(di, true);
   if (d == 0) return 0;
   const bytes = <usize>(k * <u64>size);
+  smc_check_range(d, bytes);
   if (kind == 0) {
     const v = reg_read(0, size, false);
     if (size == 1) memory.fill(d, <u8>v, bytes);

@@ -7,16 +7,17 @@
 // UOP_GENERIC. The semantics are the generic handlers' (same flag helpers,
 // same memory paths, same fault order); the oracle tests run both ways.
 import {
-  opcode, opsize, addrsize, mod_, reg, rm, rex, imm, rep, set_current, set_next_ip, IC_DISP, IC_BASE, IC_INDEX, IC_SCALE,
+  opcode, opsize, addrsize, mod_, reg, rm, rex, imm, rep, set_current, next_ip, ip_start, IC_DISP, IC_BASE, IC_INDEX, IC_SCALE,
   IC_FLAGS, IC_SEG, IC_LEN, IC_OPCODE, IC_OPSIZE, IC_ADDRSIZE,
 } from "./decode";
 import { reg64, set_reg64, reg32, set_reg32, seg_base, SEG_FS, VCPU } from "./state";
 import { mode64 } from "./mode";
-import { alu, ALU_CMP } from "./alu";
+import { alu, ALU_CMP, ALU_SUB, ALU_AND, ALU_OR, ALU_XOR, ALU_ADC, ALU_SBB } from "./alu";
 import { flags_logic, flags_inc, flags_dec, cond } from "./flags";
-import { shift } from "./shift";
+import { shift_arith } from "./shift";
 import { imul2 } from "./muldiv";
-import { read8, read32, read64, write8, write32, write64 } from "./mem";
+import { read8, read32, read64, write8, write32, write64, tlb_hit, smc_check } from "./mem";
+import { tlb_need_r, tlb_need_w } from "../mmu/tlb";
 import { push, peek, set_sp } from "./stack";
 import { faulted, raise_gp } from "./fault";
 import { U_KIND, U_A, U_B, U_VAL } from "./block";
@@ -65,8 +66,20 @@ const UOP_DEC64 = 40;
 const UOP_DEC32 = 41;
 const UOP_PUSH64 = 42;
 const UOP_POP64 = 43;
+// Fused: an ALU uop on registers/immediates directly followed by a jcc (the
+// end of nearly every loop) runs as one uop that retires both instructions
+// and decides the branch from the operands instead of the lazy flags.
+export const UOP_FUSED_FIRST: i32 = 44;
+const UOP_FUSED_RR64 = 44; // ALU_RR64 + jcc
+const UOP_FUSED_RR32 = 45;
+const UOP_FUSED_RI64 = 46;
+const UOP_FUSED_RI32 = 47;
 
 const U_C: usize = 6; // u8 third operand (alu op, condition, shift op)
+const U_CC: usize = 7; // u8 fused: the jcc's condition
+const U_JLEN: usize = 16; // u8 fused: the jcc's length
+const U_JSIZE: usize = 17; // u8 fused: the jcc's operand size (8: canonical check, 4: wraps)
+const U_JREL: usize = 56; // u64 fused: the jcc's displacement (the ALU uop has no imm2)
 const ALU_TEST: i32 = 8;
 
 // ---- choosing a kind (block build time; the decoder's globals hold the instruction)
@@ -191,7 +204,73 @@ function uop_pick(u: usize, op: i32): i32 {
   }
 }
 
+// Can the jcc just decoded (condition `cc`) fuse with uop `prev` (kind
+// `pk`) before it? Fills `prev` in place and returns the fused kind, or 0.
+export function uop_fuse(prev: usize, pk: i32): i32 {
+  const op = opcode;
+  if (!(op >= 0x70 && op <= 0x7f || op >= 0x180 && op <= 0x18f) || opsize == 2) return 0;
+  let fk = 0;
+  if (pk == UOP_ALU_RR64) fk = UOP_FUSED_RR64;
+  else if (pk == UOP_ALU_RR32) fk = UOP_FUSED_RR32;
+  else if (pk == UOP_ALU_RI64) fk = UOP_FUSED_RI64;
+  else if (pk == UOP_ALU_RI32) fk = UOP_FUSED_RI32;
+  else return 0;
+  const aop = <i32>load<u8>(prev + U_C);
+  if (aop == ALU_ADC || aop == ALU_SBB) return 0; // their flags need the carry in: not worth it
+  store<u8>(prev + U_CC, <u8>(op & 15));
+  store<u8>(prev + U_JLEN, <u8>(next_ip - ip_start));
+  store<u8>(prev + U_JSIZE, <u8>opsize);
+  store<u64>(prev + U_JREL, imm);
+  return fk;
+}
+
+// The condition `cc` after `d OP s = r` at `size`, from the operands: a
+// subtraction-like op (sub, cmp) or a logic one (and, or, xor, test: CF = OF
+// = 0). add is decided through the lazy flags (cond), as is parity.
+@inline function sext(v: u64, size: i32): i64 { return size == 8 ? <i64>v : <i64><i32>v; }
+@inline function fused_cond(cc: i32, aop: i32, d: u64, s: u64, r: u64, size: i32): bool {
+  let t: bool;
+  const c2 = cc >> 1;
+  if (aop == ALU_SUB || aop == ALU_CMP) {
+    switch (c2) {
+      case 1: t = d < s; break; // B
+      case 2: t = d == s; break; // E
+      case 3: t = d <= s; break; // BE
+      case 4: t = sext(r, size) < 0; break; // S
+      case 6: t = sext(d, size) < sext(s, size); break; // L
+      case 7: t = sext(d, size) <= sext(s, size); break; // LE
+      default: return cond(cc); // O, P
+    }
+  } else if (aop == ALU_AND || aop == ALU_OR || aop == ALU_XOR || aop == ALU_TEST) {
+    switch (c2) {
+      case 0: case 1: t = false; break; // O, B
+      case 2: case 3: t = r == 0; break; // E, BE
+      case 4: case 6: t = sext(r, size) < 0; break; // S, L (SF != OF with OF = 0)
+      case 7: t = r == 0 || sext(r, size) < 0; break; // LE
+      default: return cond(cc); // P
+    }
+  } else return cond(cc);
+  return (cc & 1) != 0 ? !t : t;
+}
+
 // ---- running them
+
+// Loads and stores with the TLB hit inline (mem.ts's paths on a miss).
+@inline function ld8(lin: u64): u32 { const h = tlb_hit(lin, tlb_need_r, 1); return h != 0 ? <u32>load<u8>(h) : read8(lin); }
+@inline function ld32(lin: u64): u32 { const h = tlb_hit(lin, tlb_need_r, 4); return h != 0 ? load<u32>(h) : read32(lin); }
+@inline function ld64(lin: u64): u64 { const h = tlb_hit(lin, tlb_need_r, 8); return h != 0 ? load<u64>(h) : read64(lin); }
+@inline function st8(lin: u64, v: u32): void {
+  const h = tlb_hit(lin, tlb_need_w, 1);
+  if (h != 0) { store<u8>(h, <u8>v); smc_check(h); } else write8(lin, v);
+}
+@inline function st32(lin: u64, v: u32): void {
+  const h = tlb_hit(lin, tlb_need_w, 4);
+  if (h != 0) { store<u32>(h, v); smc_check(h); } else write32(lin, v);
+}
+@inline function st64(lin: u64, v: u64): void {
+  const h = tlb_hit(lin, tlb_need_w, 8);
+  if (h != 0) { store<u64>(h, v); smc_check(h); } else write64(lin, v);
+}
 
 // The memory operand's linear address (the record's base/index/scale/disp,
 // RIP-relative from the next instruction, 32-bit addressing wraps).
@@ -222,20 +301,42 @@ function uop_pick(u: usize, op: i32): i32 {
   const r = alu(c, <u64>reg32(a), src, 4);
   if (c != ALU_CMP) set_reg32(a, <u32>r);
 }
+// The fused forms: the ALU op (flags recorded lazily as usual), then the branch.
+@inline function fused(u: usize, ip: u64, next: u64, a: i32, s: u64, size: i32): u64 {
+  const c = <i32>load<u8>(u + U_C);
+  const d = size == 8 ? reg64(a) : <u64>reg32(a);
+  let r: u64;
+  if (c == ALU_TEST) { r = d & s; flags_logic(r, size); }
+  else {
+    r = alu(c, d, s, size);
+    if (c != ALU_CMP) { if (size == 8) set_reg64(a, r); else set_reg32(a, <u32>r); }
+  }
+  const jnext = next + <u64>load<u8>(u + U_JLEN);
+  if (!fused_cond(<i32>load<u8>(u + U_CC), c, d, s, r, size)) return jnext;
+  const target = jnext + load<u64>(u + U_JREL);
+  if (load<u8>(u + U_JSIZE) != 8) return target & 0xffffffff;
+  if (is_canonical(target)) return target;
+  // #GP on the jcc: the ALU instruction retired, the jcc faults
+  fused_fault_ip = next;
+  raise_gp(0);
+  return 0;
+}
+// Set when a fused uop's second instruction faulted (its RIP); else 0.
+export let fused_fault_ip: u64 = 0;
+export function fused_fault_clear(): void { fused_fault_ip = 0; }
+
 @inline function is_canonical(v: u64): bool { return <u64>((<i64>(v << 16) >> 16)) == v; }
 // A near branch to `target` at operand size 8 or 4 (see control.ts: branch_to).
-@inline function branch(u: usize, target: u64): void {
-  if (load<u8>(u + IC_OPSIZE) == 8) {
-    if (!is_canonical(target)) { raise_gp(0); return; }
-    set_next_ip(target);
-  } else set_next_ip(target & 0xffffffff);
+@inline function branch(u: usize, target: u64): u64 {
+  if (load<u8>(u + IC_OPSIZE) != 8) return target & 0xffffffff;
+  if (!is_canonical(target)) raise_gp(0);
+  return target;
 }
 
-// Run uop `kind` of record `u` for the instruction at `ip`.
-export function uop_run(kind: i32, u: usize, ip: u64): void {
+// Run uop `kind` of record `u` for the instruction at `ip`; returns the RIP
+// of the next instruction (after a fault: anything, faulted() says so).
+@inline export function uop_run(kind: i32, u: usize, ip: u64): u64 {
   const next = ip + <u64>load<u8>(u + IC_LEN);
-  // the fault path and the PT_WRITE log read the current instruction's facts
-  set_current(ip, <i32>load<u16>(u + IC_OPCODE), next);
   const a = <i32>load<u8>(u + U_A);
   switch (kind) {
     case UOP_NOP: break;
@@ -246,62 +347,66 @@ export function uop_run(kind: i32, u: usize, ip: u64): void {
     case UOP_ALU_RR32: alu32(a, <i32>load<u8>(u + U_C), <u64>reg32(<i32>load<u8>(u + U_B))); break;
     case UOP_ALU_RI64: alu64(a, <i32>load<u8>(u + U_C), load<u64>(u + U_VAL)); break;
     case UOP_ALU_RI32: alu32(a, <i32>load<u8>(u + U_C), load<u64>(u + U_VAL) & 0xffffffff); break;
+    case UOP_FUSED_RR64: return fused(u, ip, next, a, reg64(<i32>load<u8>(u + U_B)), 8);
+    case UOP_FUSED_RR32: return fused(u, ip, next, a, <u64>reg32(<i32>load<u8>(u + U_B)), 4);
+    case UOP_FUSED_RI64: return fused(u, ip, next, a, load<u64>(u + U_VAL), 8);
+    case UOP_FUSED_RI32: return fused(u, ip, next, a, load<u64>(u + U_VAL) & 0xffffffff, 4);
     case UOP_ALU_RM64: {
-      const v = read64(uop_lin(u, next));
+      const v = ld64(uop_lin(u, next));
       if (!faulted()) alu64(a, <i32>load<u8>(u + U_C), v);
       break;
     }
     case UOP_ALU_RM32: {
-      const v = <u64>read32(uop_lin(u, next));
+      const v = <u64>ld32(uop_lin(u, next));
       if (!faulted()) alu32(a, <i32>load<u8>(u + U_C), v);
       break;
     }
     case UOP_CMP_MI64: {
-      const v = read64(uop_lin(u, next));
+      const v = ld64(uop_lin(u, next));
       if (!faulted()) alu(ALU_CMP, v, load<u64>(u + U_VAL), 8);
       break;
     }
     case UOP_CMP_MI32: {
-      const v = <u64>read32(uop_lin(u, next));
+      const v = <u64>ld32(uop_lin(u, next));
       if (!faulted()) alu(ALU_CMP, v, load<u64>(u + U_VAL) & 0xffffffff, 4);
       break;
     }
     case UOP_CMP_MI8: {
-      const v = <u64>read8(uop_lin(u, next));
+      const v = <u64>ld8(uop_lin(u, next));
       if (!faulted()) alu(ALU_CMP, v, load<u64>(u + U_VAL), 1);
       break;
     }
-    case UOP_LOAD64: { const v = read64(uop_lin(u, next)); if (!faulted()) set_reg64(a, v); break; }
-    case UOP_LOAD32: { const v = read32(uop_lin(u, next)); if (!faulted()) set_reg32(a, v); break; }
-    case UOP_LOAD_ZX8: { const v = read8(uop_lin(u, next)); if (!faulted()) set_reg64(a, <u64>v); break; }
-    case UOP_STORE64: write64(uop_lin(u, next), reg64(a)); break;
-    case UOP_STORE32: write32(uop_lin(u, next), reg32(a)); break;
-    case UOP_STORE8: write8(uop_lin(u, next), <u32>load<u8>(VCPU + (<usize>a << 3))); break;
-    case UOP_MOV_MI64: write64(uop_lin(u, next), load<u64>(u + U_VAL)); break;
-    case UOP_MOV_MI32: write32(uop_lin(u, next), <u32>load<u64>(u + U_VAL)); break;
-    case UOP_MOV_MI8: write8(uop_lin(u, next), <u32>load<u64>(u + U_VAL)); break;
+    case UOP_LOAD64: { const v = ld64(uop_lin(u, next)); if (!faulted()) set_reg64(a, v); break; }
+    case UOP_LOAD32: { const v = ld32(uop_lin(u, next)); if (!faulted()) set_reg32(a, v); break; }
+    case UOP_LOAD_ZX8: { const v = ld8(uop_lin(u, next)); if (!faulted()) set_reg64(a, <u64>v); break; }
+    // stores: a write to a tracked page table logs the instruction (shadow.ts)
+    case UOP_STORE64: current(u, ip, next); st64(uop_lin(u, next), reg64(a)); break;
+    case UOP_STORE32: current(u, ip, next); st32(uop_lin(u, next), reg32(a)); break;
+    case UOP_STORE8: current(u, ip, next); st8(uop_lin(u, next), <u32>load<u8>(VCPU + (<usize>a << 3))); break;
+    case UOP_MOV_MI64: current(u, ip, next); st64(uop_lin(u, next), load<u64>(u + U_VAL)); break;
+    case UOP_MOV_MI32: current(u, ip, next); st32(uop_lin(u, next), <u32>load<u64>(u + U_VAL)); break;
+    case UOP_MOV_MI8: current(u, ip, next); st8(uop_lin(u, next), <u32>load<u64>(u + U_VAL)); break;
     case UOP_LEA64: set_reg64(a, uop_off(u, next)); break;
     case UOP_LEA32: set_reg32(a, <u32>uop_off(u, next)); break;
     case UOP_MOVZX8_RR: set_reg64(a, <u64>load<u8>(VCPU + (<usize>load<u8>(u + U_B) << 3))); break;
-    case UOP_JCC: if (cond(<i32>load<u8>(u + U_C))) branch(u, next + load<u64>(u + U_VAL)); break;
-    case UOP_JMP: branch(u, next + load<u64>(u + U_VAL)); break;
+    case UOP_JCC: if (cond(<i32>load<u8>(u + U_C))) return branch(u, next + load<u64>(u + U_VAL)); break;
+    case UOP_JMP: return branch(u, next + load<u64>(u + U_VAL));
     case UOP_CALL64: {
       const target = next + load<u64>(u + U_VAL);
       if (!is_canonical(target)) { raise_gp(0); break; }
+      current(u, ip, next);
       push(next, 8);
-      if (!faulted()) set_next_ip(target);
-      break;
+      return target;
     }
     case UOP_RET64: {
       const target = peek(0, 8);
       if (faulted()) break;
       if (!is_canonical(target)) { raise_gp(0); break; }
-      set_next_ip(target);
       set_sp(reg64(4) + 8);
-      break;
+      return target;
     }
-    case UOP_SHIFT64: set_reg64(a, shift(<i32>load<u8>(u + U_C), reg64(a), <u32>load<u64>(u + U_VAL), 8, false)); break;
-    case UOP_SHIFT32: set_reg32(a, <u32>shift(<i32>load<u8>(u + U_C), <u64>reg32(a), <u32>load<u64>(u + U_VAL), 4, false)); break;
+    case UOP_SHIFT64: set_reg64(a, shift_arith(<i32>load<u8>(u + U_C), reg64(a), <u32>load<u64>(u + U_VAL), 8)); break;
+    case UOP_SHIFT32: set_reg32(a, <u32>shift_arith(<i32>load<u8>(u + U_C), <u64>reg32(a), <u32>load<u64>(u + U_VAL), 4)); break;
     case UOP_IMUL_RR64: set_reg64(a, imul2(reg64(a), reg64(<i32>load<u8>(u + U_B)), 8)); break;
     case UOP_IMUL_RR32: set_reg32(a, <u32>imul2(<u64>reg32(a), <u64>reg32(<i32>load<u8>(u + U_B)), 4)); break;
     case UOP_IMUL_RRI64: set_reg64(a, imul2(reg64(<i32>load<u8>(u + U_B)), load<u64>(u + U_VAL), 8)); break;
@@ -313,7 +418,7 @@ export function uop_run(kind: i32, u: usize, ip: u64): void {
     case UOP_INC32: { const d = <u64>reg32(a); const v = (d + 1) & 0xffffffff; flags_inc(d, v, 4); set_reg32(a, <u32>v); break; }
     case UOP_DEC64: { const d = reg64(a); const v = d - 1; flags_dec(d, v, 8); set_reg64(a, v); break; }
     case UOP_DEC32: { const d = <u64>reg32(a); const v = (d - 1) & 0xffffffff; flags_dec(d, v, 4); set_reg32(a, <u32>v); break; }
-    case UOP_PUSH64: push(reg64(a), 8); break;
+    case UOP_PUSH64: current(u, ip, next); push(reg64(a), 8); break;
     case UOP_POP64: {
       const v = peek(0, 8);
       if (faulted()) break;
@@ -323,4 +428,6 @@ export function uop_run(kind: i32, u: usize, ip: u64): void {
     }
     default: break;
   }
+  return next;
 }
+@inline function current(u: usize, ip: u64, next: u64): void { set_current(ip, <i32>load<u16>(u + IC_OPCODE), next); }

@@ -28,13 +28,18 @@ export function tlb_set_cpl(user: bool): void {
   tlb_need_r = user ? TLB_R_USR : TLB_R_SUP;
   tlb_need_w = user ? TLB_W_USR : TLB_W_SUP;
   tlb_need_x = user ? TLB_X_USR : TLB_X_SUP;
-  fetch_page = 1; // re-check execute permission on the next fetch
+  fetch_invalidate(); // re-check execute permission on the next fetch
 }
 
 // The page the decoder is fetching from (1 = none: never page aligned).
 export let fetch_page: u64 = 1;
 export let fetch_host: usize = 0;
-@inline export function fetch_invalidate(): void { fetch_page = 1; }
+// fetch_gen changes whenever what a RIP fetches may have changed (TLB
+// flushes, CPL and mode changes, code written, a new run()): the block
+// cache's links between blocks (cpu/block.ts) are valid for one generation.
+export let fetch_gen: u32 = 1;
+@inline export function fetch_invalidate(): void { fetch_page = 1; fetch_gen++; }
+@inline export function links_invalidate(): void { fetch_gen++; }
 @inline export function fetch_set(page: u64, host: usize): void { fetch_page = page; fetch_host = host; }
 
 @inline export function tlb_entry(lin: u64): usize {
@@ -73,7 +78,7 @@ export function tlb_flush(keep_global: bool): void {
     const e = base + (<usize>i << 4);
     if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
   }
-  fetch_page = 1;
+  fetch_invalidate();
 }
 
 // INVLPG: drop the entry for one linear page (global or not).
@@ -81,5 +86,5 @@ export function tlb_flush_page(lin: u64): void {
   emul_page = 1;
   const e = tlb_entry(lin);
   if (((load<u64>(e) ^ lin) & PAGE_HI) == 0) store<u64>(e, 0);
-  fetch_page = 1;
+  fetch_invalidate();
 }
