@@ -44,4 +44,24 @@ describe.each([true, false])("self-modifying code (block_cache=%s)", (blockCache
       expect(r.stats.blocks_built).toBeGreaterThanOrEqual(256n);
     } else expect(r.stats.block_insns ?? 0n).toBe(0n);
   });
+
+  it("sees a patch of code in another page that it reaches through a linked block", () => {
+    // page 0: 0: xor ecx,ecx; 2: xor ebx,ebx
+    //         4: loop: mov [patch+1],cl (88 0d abs32); 10: jmp patch (e9 rel32)
+    // page 1: patch: mov al,0x00 (b0 00); movzx eax,al; add ebx,eax; inc cl; jnz loop (0f 85 rel32)
+    //         cmp ebx,32640; jne fail; mov al,0x10; out 0xf4,al; hlt; fail: mov al,0x11; out 0xf4,al; hlt
+    // The block at `loop` links to the one at `patch` (another page): the
+    // store must drop that link, or the stale `mov al` runs.
+    const patch = LOAD + 0x1000;
+    const page0 = [0x31, 0xc9, 0x31, 0xdb, 0x88, 0x0d, ...le32(patch + 1), 0xe9, ...le32(0x1000 - 15)];
+    const page1 = [0xb0, 0x00, 0x0f, 0xb6, 0xc0, 0x01, 0xc3, 0xfe, 0xc1, 0x0f, 0x85, ...le32((4 - 0x100f) >>> 0),
+      0x81, 0xfb, 0x80, 0x7f, 0x00, 0x00, 0x75, 0x05, 0xb0, 0x10, 0xe6, 0xf4, 0xf4, 0xb0, 0x11, 0xe6, 0xf4, 0xf4];
+    const code = [...page0, ...new Array(0x1000 - page0.length).fill(0xf4), ...page1];
+    const m = new Machine({ module: loadCoreModule(), ramSize: 16 << 20, kernel: rawImage(code), kernelPath: "smc2.elf",
+      knobs: { block_cache: blockCache } });
+    const r = m.run();
+    expect(r.status).toBe(33);
+    expect(r.instructions).toBe(2n + 256n * 7n + 4n);
+    if (blockCache) expect(r.stats.block_insns).toBeGreaterThan(256n * 6n);
+  });
 });
