@@ -37,7 +37,7 @@ import { dispatch } from "./dispatch";
 import { faulted, clear_fault } from "./fault";
 import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
 import { fetch_gen, links_invalidate } from "../mmu/tlb";
-import { uop_kind, uop_run, uop_fuse, UOP_GENERIC, UOP_FUSED_FIRST, fused_fault_ip, fused_fault_clear } from "./uops";
+import { uop_kind, uop_run, uop_fuse, UOP_GENERIC, UOP_FUSED_FIRST, UOP_FUSED_LAST, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT } from "../stats";
 
 export const BLOCK_CODE_MAX: i32 = 64;
@@ -217,7 +217,7 @@ function block_run(b: usize, at: u64): i32 {
       else set_current(ip, <i32>load<u16>(u + IC_OPCODE), ip);
       break;
     }
-    const k = kind >= UOP_FUSED_FIRST ? 2 : 1;
+    const k = <u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST) ? 2 : 1;
     retired += k;
     icount_add(k); // per instruction: the TSC and the MMU's emulated-write cache read it
     if (exit_pending != 0 || code_written) break;
@@ -227,6 +227,30 @@ function block_run(b: usize, at: u64): i32 {
   block_next = nip;
   return retired;
 }
+
+// The block after block `b` (entered at `ip`) when the next RIP is `nip`:
+// through b's link when it is valid, else looked up and linked. 0: none.
+@inline function block_follow(b: usize, ip: u64, nip: u64): usize {
+  const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
+  if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) return <usize>load<u32>(link + L_BLOCK);
+  return block_link(link, nip);
+}
+function block_link(link: usize, nip: u64): usize {
+  set_current(nip, 0, nip); // a fetch fault in block_find is delivered at nip
+  const nb = block_find(nip);
+  if (nb != 0) {
+    store<u64>(link + L_RIP, nip);
+    store<u32>(link + L_BLOCK, <u32>nb);
+    store<u32>(link + L_GEN, fetch_gen);
+  }
+  return nb;
+}
+
+// A chain cut short by the SMP poll resumes through the last block's link.
+let resume_b: usize = 0;
+let resume_ip: u64 = 0;
+let resume_nip: u64 = 0;
+let resume_gen: u32 = 0;
 
 // Run blocks from RIP `at` as long as they chain: until `budget` would be
 // exceeded, the instruction count reaches `stop_at` (the run loop's next SMP
@@ -238,29 +262,21 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
   let done = 0;
   let ip = at;
   let ic = icount_now;
-  set_current(ip, 0, ip); // a fetch fault in block_find is delivered at ip
-  let b = block_find(ip);
+  let b: usize;
+  if (resume_b != 0 && resume_nip == at && resume_gen == fetch_gen) b = block_follow(resume_b, resume_ip, at);
+  else { set_current(ip, 0, ip); b = block_find(ip); }
+  resume_b = 0;
   while (b != 0) {
     if (<i32>load<u8>(b + B_INSNS) > budget - done) break; // the tail of a slice runs one at a time
     const r = block_run(b, ip);
     done += r;
     ic += <u64>r;
-    if (faulted() || exit_pending != 0 || ic >= stop_at) break;
+    if (faulted() || exit_pending != 0) break;
     if (code_written) { code_written_clear(); links_invalidate(); break; }
-    // follow the link to the next block, or look it up and link it
     const nip = block_next;
-    const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
+    if (ic >= stop_at) { resume_b = b; resume_ip = ip; resume_nip = nip; resume_gen = fetch_gen; break; }
+    b = block_follow(b, ip, nip);
     ip = nip;
-    if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) {
-      b = <usize>load<u32>(link + L_BLOCK);
-    } else {
-      set_current(ip, 0, ip);
-      b = block_find(ip);
-      if (b == 0) break;
-      store<u64>(link + L_RIP, nip);
-      store<u32>(link + L_BLOCK, <u32>b);
-      store<u32>(link + L_GEN, fetch_gen);
-    }
   }
   return done;
 }

@@ -96,6 +96,7 @@ export function div(src: u64, size: i32): void {
   if (size == 8) {
     const hi = reg64(2), lo = reg64(0);
     if (hi >= src) { raise_de(); return; }
+    if (hi == 0) { set_reg64(0, lo / src); set_reg64(2, lo % src); return; } // a 64-bit dividend: native
     // 128 / 64 restoring division; hi < src guarantees a 64-bit quotient
     let r = hi, q = lo;
     for (let i = 0; i < 64; i++) {
@@ -121,6 +122,11 @@ export function idiv(src: u64, size: i32): void {
   const d = sext(src, size);
   if (size == 8) {
     const hi = reg64(2), lo = reg64(0);
+    if (hi == <u64>(<i64>lo >> 63) && !(lo == <u64>i64.MIN_VALUE && d == -1)) {
+      // a sign-extended 64-bit dividend (cqo): native, the quotient fits
+      set_reg64(0, <u64>(<i64>lo / d)); set_reg64(2, <u64>(<i64>lo % d));
+      return;
+    }
     const neg_n = <i64>hi < 0;
     // |dividend| as 128-bit (hi:lo)
     let ah = hi, al = lo;

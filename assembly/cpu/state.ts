@@ -124,7 +124,7 @@ export const PT_WRITE_F_OVERFLOW: u32 = 1 << 2; // more writes than the log hold
 
 // ---- SMP (src/smp/): words other threads write, so they live in the struct.
 // The host owns them; the core only polls VCPU_KICK.
-export const VCPU_KICK: i32 = 612; // u32: nonzero makes run() return (EXIT_BUDGET) within 64 instructions
+export const VCPU_KICK: i32 = 612; // u32: nonzero makes run() return (EXIT_BUDGET) within 256 instructions
 export const VCPU_MP_STATE: i32 = 616; // u32 MP_STATE_* (KVM_MP_STATE_*)
 export const VCPU_SIPI_VECTOR: i32 = 620; // u32 vector of the last SIPI
 export const VCPU_APIC_EVENTS: i32 = 624; // u32 APIC_EV_* bits: INIT / SIPI posted by another vCPU

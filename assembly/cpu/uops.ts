@@ -15,7 +15,7 @@ import { mode64 } from "./mode";
 import { alu, ALU_CMP, ALU_SUB, ALU_AND, ALU_OR, ALU_XOR, ALU_ADC, ALU_SBB } from "./alu";
 import { flags_logic, flags_inc, flags_dec, cond } from "./flags";
 import { shift_arith } from "./shift";
-import { imul2 } from "./muldiv";
+import { imul2, div, idiv } from "./muldiv";
 import { read8, read32, read64, write8, write32, write64, tlb_hit, smc_check } from "./mem";
 import { tlb_need_r, tlb_need_w } from "../mmu/tlb";
 import { push, peek, set_sp } from "./stack";
@@ -66,14 +66,27 @@ const UOP_DEC64 = 40;
 const UOP_DEC32 = 41;
 const UOP_PUSH64 = 42;
 const UOP_POP64 = 43;
-// Fused: an ALU uop on registers/immediates directly followed by a jcc (the
-// end of nearly every loop) runs as one uop that retires both instructions
-// and decides the branch from the operands instead of the lazy flags.
-export const UOP_FUSED_FIRST: i32 = 44;
-const UOP_FUSED_RR64 = 44; // ALU_RR64 + jcc
-const UOP_FUSED_RR32 = 45;
-const UOP_FUSED_RI64 = 46;
-const UOP_FUSED_RI32 = 47;
+const UOP_CQO = 53; // 0x99: rdx/edx = sign of rax/eax (U_B = size)
+const UOP_CDQE = 54; // 0x98 at 64 bits: rax = sext(eax)
+const UOP_NOT = 55; // f7 /2 on a register (U_B = size 4 / 8)
+const UOP_DIV = 56; // f7 /6 on a register (U_B = size)
+const UOP_IDIV = 57; // f7 /7 on a register (U_B = size)
+const UOP_MOVSXD = 58; // 0x63 at 64 bits, register source
+const UOP_ALU_RI8 = 44; // low byte of r[A] (AL..R15B, not AH..BH) op= VAL
+// Fused (UOP_FUSED_FIRST..LAST: each retires two instructions): an ALU uop on
+// registers, immediates or a compare with memory directly followed by a jcc
+// (the end of nearly every loop) runs as one uop that decides the branch
+// from the operands instead of the lazy flags.
+export const UOP_FUSED_FIRST: i32 = 45;
+const UOP_FUSED_RR64 = 45; // ALU_RR64 + jcc
+const UOP_FUSED_RR32 = 46;
+const UOP_FUSED_RI64 = 47;
+const UOP_FUSED_RI32 = 48;
+const UOP_FUSED_RI8 = 49;
+const UOP_FUSED_MI8 = 50; // CMP_MI8 + jcc
+const UOP_FUSED_MI32 = 51;
+const UOP_FUSED_MI64 = 52;
+export const UOP_FUSED_LAST: i32 = 52;
 
 const U_C: usize = 6; // u8 third operand (alu op, condition, shift op)
 const U_CC: usize = 7; // u8 fused: the jcc's condition
@@ -116,6 +129,7 @@ function uop_pick(u: usize, op: i32): i32 {
       return mod_ == 3 ? kind_sz(UOP_ALU_RR64, UOP_ALU_RR32) : kind_sz(UOP_ALU_RM64, UOP_ALU_RM32);
     }
     if (form == 5) { set_ops(u, 0, 0, aop, imm); return kind_sz(UOP_ALU_RI64, UOP_ALU_RI32); } // rAX, Iz
+    if (form == 4) { set_ops(u, 0, 0, aop, imm & 0xff); return UOP_ALU_RI8; } // AL, Ib
     return UOP_GENERIC;
   }
   if (op >= 0x70 && op <= 0x7f || op >= 0x180 && op <= 0x18f) {
@@ -157,11 +171,25 @@ function uop_pick(u: usize, op: i32): i32 {
       const aop = reg & 7;
       if (mod_ == 3) { set_ops(u, rm, 0, aop, imm); return kind_sz(UOP_ALU_RI64, UOP_ALU_RI32); }
       if (aop != ALU_CMP) return UOP_GENERIC;
-      set_ops(u, 0, 0, 0, imm); return kind_sz(UOP_CMP_MI64, UOP_CMP_MI32);
+      set_ops(u, 0, 0, ALU_CMP, imm); return kind_sz(UOP_CMP_MI64, UOP_CMP_MI32);
     }
     case 0x80:
-      if (mod_ == 3 || (reg & 7) != ALU_CMP) return UOP_GENERIC;
-      set_ops(u, 0, 0, 0, imm & 0xff); return UOP_CMP_MI8;
+      if (mod_ == 3) {
+        if (!low_byte_reg(rm)) return UOP_GENERIC;
+        set_ops(u, rm, 0, reg & 7, imm & 0xff); return UOP_ALU_RI8;
+      }
+      if ((reg & 7) != ALU_CMP) return UOP_GENERIC;
+      set_ops(u, 0, 0, ALU_CMP, imm & 0xff); return UOP_CMP_MI8;
+    case 0xa8: set_ops(u, 0, 0, ALU_TEST, imm & 0xff); return UOP_ALU_RI8;
+    case 0x99: set_ops(u, 0, opsize, 0, 0); return opsize == 2 ? UOP_GENERIC : UOP_CQO;
+    case 0x98: return opsize == 8 ? UOP_CDQE : UOP_GENERIC;
+    case 0x63: if (!mode64 || opsize != 8 || mod_ != 3) return UOP_GENERIC; set_ops(u, reg, rm, 0, 0); return UOP_MOVSXD;
+    case 0xf7: {
+      const sub = reg & 7;
+      if (mod_ != 3 || opsize == 2 || (sub != 2 && sub != 6 && sub != 7)) return UOP_GENERIC;
+      set_ops(u, rm, opsize, 0, 0);
+      return sub == 2 ? UOP_NOT : sub == 6 ? UOP_DIV : UOP_IDIV;
+    }
     case 0x85:
       if (mod_ != 3) return UOP_GENERIC;
       set_ops(u, rm, reg, ALU_TEST, 0); return kind_sz(UOP_ALU_RR64, UOP_ALU_RR32);
@@ -214,6 +242,10 @@ export function uop_fuse(prev: usize, pk: i32): i32 {
   else if (pk == UOP_ALU_RR32) fk = UOP_FUSED_RR32;
   else if (pk == UOP_ALU_RI64) fk = UOP_FUSED_RI64;
   else if (pk == UOP_ALU_RI32) fk = UOP_FUSED_RI32;
+  else if (pk == UOP_ALU_RI8) fk = UOP_FUSED_RI8;
+  else if (pk == UOP_CMP_MI8) fk = UOP_FUSED_MI8;
+  else if (pk == UOP_CMP_MI32) fk = UOP_FUSED_MI32;
+  else if (pk == UOP_CMP_MI64) fk = UOP_FUSED_MI64;
   else return 0;
   const aop = <i32>load<u8>(prev + U_C);
   if (aop == ALU_ADC || aop == ALU_SBB) return 0; // their flags need the carry in: not worth it
@@ -227,7 +259,7 @@ export function uop_fuse(prev: usize, pk: i32): i32 {
 // The condition `cc` after `d OP s = r` at `size`, from the operands: a
 // subtraction-like op (sub, cmp) or a logic one (and, or, xor, test: CF = OF
 // = 0). add is decided through the lazy flags (cond), as is parity.
-@inline function sext(v: u64, size: i32): i64 { return size == 8 ? <i64>v : <i64><i32>v; }
+@inline function sext(v: u64, size: i32): i64 { return size == 8 ? <i64>v : size == 4 ? <i64><i32>v : <i64><i8>v; }
 @inline function fused_cond(cc: i32, aop: i32, d: u64, s: u64, r: u64, size: i32): bool {
   let t: bool;
   const c2 = cc >> 1;
@@ -301,15 +333,20 @@ export function uop_fuse(prev: usize, pk: i32): i32 {
   const r = alu(c, <u64>reg32(a), src, 4);
   if (c != ALU_CMP) set_reg32(a, <u32>r);
 }
-// The fused forms: the ALU op (flags recorded lazily as usual), then the branch.
-@inline function fused(u: usize, ip: u64, next: u64, a: i32, s: u64, size: i32): u64 {
+// The fused forms: the ALU op (flags recorded lazily as usual), then the
+// branch. `d` is the destination's value (register or memory), `a` the
+// register to write back (not for compares).
+@inline function fused(u: usize, next: u64, a: i32, d: u64, s: u64, size: i32): u64 {
   const c = <i32>load<u8>(u + U_C);
-  const d = size == 8 ? reg64(a) : <u64>reg32(a);
   let r: u64;
   if (c == ALU_TEST) { r = d & s; flags_logic(r, size); }
   else {
     r = alu(c, d, s, size);
-    if (c != ALU_CMP) { if (size == 8) set_reg64(a, r); else set_reg32(a, <u32>r); }
+    if (c != ALU_CMP) {
+      if (size == 8) set_reg64(a, r);
+      else if (size == 4) set_reg32(a, <u32>r);
+      else store<u8>(VCPU + (<usize>a << 3), <u8>r);
+    }
   }
   const jnext = next + <u64>load<u8>(u + U_JLEN);
   if (!fused_cond(<i32>load<u8>(u + U_CC), c, d, s, r, size)) return jnext;
@@ -347,10 +384,38 @@ export function fused_fault_clear(): void { fused_fault_ip = 0; }
     case UOP_ALU_RR32: alu32(a, <i32>load<u8>(u + U_C), <u64>reg32(<i32>load<u8>(u + U_B))); break;
     case UOP_ALU_RI64: alu64(a, <i32>load<u8>(u + U_C), load<u64>(u + U_VAL)); break;
     case UOP_ALU_RI32: alu32(a, <i32>load<u8>(u + U_C), load<u64>(u + U_VAL) & 0xffffffff); break;
-    case UOP_FUSED_RR64: return fused(u, ip, next, a, reg64(<i32>load<u8>(u + U_B)), 8);
-    case UOP_FUSED_RR32: return fused(u, ip, next, a, <u64>reg32(<i32>load<u8>(u + U_B)), 4);
-    case UOP_FUSED_RI64: return fused(u, ip, next, a, load<u64>(u + U_VAL), 8);
-    case UOP_FUSED_RI32: return fused(u, ip, next, a, load<u64>(u + U_VAL) & 0xffffffff, 4);
+    case UOP_FUSED_RR64: return fused(u, next, a, reg64(a), reg64(<i32>load<u8>(u + U_B)), 8);
+    case UOP_FUSED_RR32: return fused(u, next, a, <u64>reg32(a), <u64>reg32(<i32>load<u8>(u + U_B)), 4);
+    case UOP_FUSED_RI64: return fused(u, next, a, reg64(a), load<u64>(u + U_VAL), 8);
+    case UOP_FUSED_RI32: return fused(u, next, a, <u64>reg32(a), load<u64>(u + U_VAL) & 0xffffffff, 4);
+    case UOP_FUSED_RI8: return fused(u, next, a, <u64>load<u8>(VCPU + (<usize>a << 3)), load<u64>(u + U_VAL), 1);
+    case UOP_FUSED_MI8: { const d = <u64>ld8(uop_lin(u, next)); if (faulted()) break; return fused(u, next, 0, d, load<u64>(u + U_VAL), 1); }
+    case UOP_FUSED_MI32: { const d = <u64>ld32(uop_lin(u, next)); if (faulted()) break; return fused(u, next, 0, d, load<u64>(u + U_VAL) & 0xffffffff, 4); }
+    case UOP_FUSED_MI64: { const d = ld64(uop_lin(u, next)); if (faulted()) break; return fused(u, next, 0, d, load<u64>(u + U_VAL), 8); }
+    case UOP_CQO:
+      if (load<u8>(u + U_B) == 8) set_reg64(2, <u64>(<i64>reg64(0) >> 63));
+      else set_reg32(2, <u32>(<i32>reg32(0) >> 31));
+      break;
+    case UOP_CDQE: set_reg64(0, <u64><i64><i32>reg32(0)); break;
+    case UOP_MOVSXD: set_reg64(a, <u64><i64><i32>reg32(<i32>load<u8>(u + U_B))); break;
+    case UOP_NOT:
+      if (load<u8>(u + U_B) == 8) set_reg64(a, ~reg64(a)); else set_reg32(a, ~reg32(a));
+      break;
+    case UOP_DIV:
+      if (load<u8>(u + U_B) == 8) div(reg64(a), 8); else div(<u64>reg32(a), 4);
+      break;
+    case UOP_IDIV:
+      if (load<u8>(u + U_B) == 8) idiv(reg64(a), 8); else idiv(<u64>reg32(a), 4);
+      break;
+    case UOP_ALU_RI8: {
+      const c = <i32>load<u8>(u + U_C);
+      const ra = VCPU + (<usize>a << 3);
+      const d = <u64>load<u8>(ra);
+      const v = load<u64>(u + U_VAL);
+      if (c == ALU_TEST) flags_logic(d & v, 1);
+      else { const r = alu(c, d, v, 1); if (c != ALU_CMP) store<u8>(ra, <u8>r); }
+      break;
+    }
     case UOP_ALU_RM64: {
       const v = ld64(uop_lin(u, next));
       if (!faulted()) alu64(a, <i32>load<u8>(u + U_C), v);

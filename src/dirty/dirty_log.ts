@@ -80,7 +80,7 @@ export class DirtyLog {
   /**
    * Called after every re-protection (enable, get, clear), once the core has
    * raised the TLB flush / root reload generations. With vCPUs running in
-   * other threads (-smp parallel) a vCPU notices them within 64 instructions;
+   * other threads (-smp parallel) a vCPU notices them within 256 instructions;
    * a harvest is exact only once every running vCPU has (KVM's
    * kvm_flush_remote_tlbs waits for them): the SMP code sets this to kick the
    * vCPUs and wait. Unset: single-threaded callers, nothing to wait for.

@@ -45,7 +45,7 @@ export function runParallel(machine: Machine, smp: Smp): Promise<RunResult> {
       Atomics.store(ctl, CTL_STOP, 1);
       for (let i = 0; i < n; i++) { smp.bus.kick(i); Atomics.notify(ctl, CTL_SLOT + i); }
       if (timer) clearInterval(timer);
-      // let the workers leave run() (a kick ends a slice within 64 instructions) before reading counters
+      // let the workers leave run() (a kick ends a slice within 256 instructions) before reading counters
       setTimeout(() => {
         void Promise.all(workers.map((w) => w.terminate())).then(() => {
           if (err) { reject(err); return; }
