@@ -62,7 +62,7 @@ export const U_B: usize = 5; // u8 second uop operand
 export const U_VAL: usize = 8; // u64 precomputed value (immediate, relative target)
 
 @inline function block_slot(host: usize): usize {
-  return VCPU + VCPU_BLOCKS + ((host ^ (host >> 9)) & <usize>(BLOCK_ENTRIES - 1)) * <usize>BLOCK_SIZE;
+  return VCPU + VCPU_BLOCKS + ((host ^ (host >> 11)) & <usize>(BLOCK_ENTRIES - 1)) * <usize>BLOCK_SIZE;
 }
 @inline function tail_mask(rem: i32): u64 { return rem >= 8 ? <u64>-1 : (<u64>1 << (<u64>rem << 3)) - 1; }
 

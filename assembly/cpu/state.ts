@@ -156,7 +156,7 @@ export const ICACHE_ENTRIES: i32 = 1024;
 
 // ---- the block cache (see cpu/block.ts): BLOCK_ENTRIES x BLOCK_SIZE bytes
 export const VCPU_BLOCKS: i32 = VCPU_ICACHE + ICACHE_ENTRIES * 64;
-export const BLOCK_ENTRIES: i32 = 256;
+export const BLOCK_ENTRIES: i32 = 1024;
 export const BLOCK_MAX_INSNS: i32 = 16;
 export const BLOCK_SIZE: i32 = 128 + BLOCK_MAX_INSNS * 64;
 

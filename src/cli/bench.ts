@@ -5,7 +5,8 @@ import { writeFileSync } from "node:fs";
 import { runShadow86, metricOf, qemuWall, markdown, type BenchResult } from "../bench/bench.js";
 import { suite } from "../bench/suite.js";
 import { renderReport, benchCharts } from "../bench/report.js";
-import { packageRoot } from "../platform/node.js";
+import { packageRoot, loadCoreModule } from "../platform/node.js";
+import { mmuMicro, mmuMicroTable } from "../bench/mmu_micro.js";
 
 export function benchCommand(o: { json?: string; html?: string; only?: string; qemu: boolean }): number {
   const root = packageRoot();
@@ -22,12 +23,19 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
     results.push({ row, off, on, offValue, onValue, ratio: offValue === 0 ? 0 : onValue / offValue });
     if (o.qemu && !qemu.has(row.workload)) qemu.set(row.workload, qemuWall(join(root, "..", "shared", "qemu-oracle"), root, row.image, row.append));
   });
-  const table = markdown(results, qemu);
+  process.stderr.write("bench: MMU micro-benchmarks (MOV CR3, shadow page fault)...\n");
+  const module = loadCoreModule();
+  const micro = [mmuMicro(module, "shadow"), mmuMicro(module, "tdp")];
+  const table = markdown(results, qemu) + "\n\n" + mmuMicroTable(micro);
   process.stdout.write(table + "\n");
   if (o.html) {
     writeFileSync(o.html, renderReport("shadow86 bench", table, benchCharts(results, qemu)));
     process.stderr.write(`bench: report written to ${o.html}\n`);
   }
-  if (o.json) writeFileSync(o.json, JSON.stringify(results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) })), null, 2) + "\n");
+  if (o.json) {
+    const rows = results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) }));
+    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, switches: m.switches, faults: m.faults }));
+    writeFileSync(o.json, JSON.stringify({ rows, mmuMicro: mmu }, null, 2) + "\n");
+  }
   return results.some((r) => r.off.status !== 33 || r.on.status !== 33) ? 1 : 0;
 }

@@ -1,0 +1,146 @@
+/**
+ * MMU micro-benchmarks (issue 12): the cost of one MOV CR3 (to a cached root
+ * and to one that is not cached) and of one shadow page fault, measured on a
+ * bare vCPU in 64-bit mode at CPL 0 whose code loops over the operation.
+ *
+ * Each figure is a difference of two timed loops that differ only in the
+ * operation (e.g. `mov cr3, rax` against `mov rdx, rax`), divided by how often
+ * it ran, so the interpreter's own cost cancels out. The counters behind each
+ * figure (prev_roots_hit, mmu_root_alloc, pf_fixed) are returned too: the
+ * test checks those (test/bench/mmu_micro.test.ts), never the times.
+ *
+ * Guest-physical layout: four page-table hierarchies (roots) at 0x10000 +
+ * 0x10000 * i, each identity-mapping the first MAP_MIB MiB with 4 KiB pages,
+ * accessed and dirty preset (no A/D writes while measuring); code at 0x8000.
+ */
+import { Vm } from "../vm.js";
+import type { Vcpu } from "../vcpu.js";
+import type { MmuKnobs, MmuMode } from "../mmu/knobs.js";
+
+const MiB = 1024 * 1024;
+const MAP_MIB = 64; // pages the fault loop touches: 16384
+const CODE = 0x8000;
+const ROOTS = 4;
+const rootAddr = (i: number) => 0x10000 + 0x10000 * i; // PML4, PDPT, PD; PTs after them
+const PT_BASE = 0x100000; // the PTs (shared by every root): MAP_MIB / 2 pages
+const DATA_BASE = 4 * MiB; // the fault loop's pages start here
+
+// Segment attributes (VMX access-rights layout): type[3:0] S[4] DPL[6:5] P[7] L[13] D/B[14] G[15]
+const ATTR_CODE64 = 0xb | (1 << 4) | (1 << 7) | (1 << 13) | (1 << 15);
+const ATTR_DATA = 0x3 | (1 << 4) | (1 << 7) | (1 << 14) | (1 << 15);
+const PRESENT_RW_AD = 0x3n | 0x60n;
+
+export interface MmuMicro {
+  mode: MmuMode;
+  /** ns per MOV CR3 between two roots that stay cached (prev_roots), TLB flush and refill included. */
+  cr3HitNs: number;
+  /** ns per MOV CR3 when the new root is not among the cached ones (prev_roots=0). */
+  cr3MissNs: number;
+  /** ns per shadow page fault (TLB miss -> spte walk misses -> guest walk -> spte installed); undefined in tdp mode. */
+  faultNs?: number;
+  switches: number;
+  faults: number;
+  counters: { hit: Record<string, bigint>; miss: Record<string, bigint>; fault?: Record<string, bigint> };
+}
+
+function setup(module: WebAssembly.Module, mode: MmuMode, knobs: Partial<MmuKnobs>): { vm: Vm; cpu: Vcpu } {
+  const vm = new Vm({ module, ramSize: 128 * MiB, mmu: mode, knobs });
+  const dv = new DataView(vm.memory.buffer, vm.ramBase);
+  const ptPages = MAP_MIB / 2;
+  for (let i = 0; i < MAP_MIB * 256; i++) dv.setBigUint64(PT_BASE + i * 8, BigInt(i * 4096) | PRESENT_RW_AD, true);
+  for (let r = 0; r < ROOTS; r++) {
+    const pml4 = rootAddr(r), pdpt = pml4 + 0x1000, pd = pml4 + 0x2000;
+    vm.fill(pml4, 0x3000, 0);
+    dv.setBigUint64(pml4, BigInt(pdpt) | PRESENT_RW_AD, true);
+    dv.setBigUint64(pdpt, BigInt(pd) | PRESENT_RW_AD, true);
+    for (let j = 0; j < ptPages; j++) dv.setBigUint64(pd + j * 8, BigInt(PT_BASE + j * 4096) | PRESENT_RW_AD, true);
+  }
+  const cpu = vm.vcpus[0]!;
+  const k = vm.core.k;
+  cpu.set64(k.VCPU_CR0, 0x80010033n); // PG WP NE ET MP PE
+  cpu.set64(k.VCPU_CR4, 0x20n); // PAE
+  cpu.set64(k.VCPU_EFER, 0x500n); // LMA LME
+  cpu.set64(k.VCPU_CR3, BigInt(rootAddr(0)));
+  cpu.setSeg("cs", { selector: 0x08, base: 0n, limit: 0xffffffff, attr: ATTR_CODE64 });
+  for (const s of ["ds", "es", "ss", "fs", "gs"] as const) cpu.setSeg(s, { selector: 0x10, base: 0n, limit: 0xffffffff, attr: ATTR_DATA });
+  cpu.set64(k.VCPU_IDTR_BASE, 0n);
+  cpu.u32(k.VCPU_IDTR_LIMIT, 0);
+  cpu.i32(k.VCPU_PENDING_IRQ, -1);
+  cpu.pagingStateChanged();
+  return { vm, cpu };
+}
+
+/** Run `code` (ending in hlt) from CODE with `regs`; returns the wall time in ns. */
+function timed(vm: Vm, cpu: Vcpu, code: number[], regs: Record<string, bigint>): number {
+  vm.write(CODE, Uint8Array.from(code));
+  for (const [r, v] of Object.entries(regs)) cpu.setReg(r as "rax", v);
+  cpu.rip = BigInt(CODE);
+  cpu.u32(vm.core.k.VCPU_HALTED, 0);
+  const t = process.hrtime.bigint();
+  for (;;) {
+    const exit = cpu.enter(10_000_000);
+    if (exit === "HLT") break;
+    if (exit !== "BUDGET") throw new Error(`mmuMicro: unexpected exit ${exit} at ${cpu.rip.toString(16)}`);
+  }
+  return Number(process.hrtime.bigint() - t);
+}
+
+function diff(a: Record<string, bigint>, b: Record<string, bigint>): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  for (const [n, v] of Object.entries(a)) if (v !== (b[n] ?? 0n)) out[n] = v - (b[n] ?? 0n);
+  return out;
+}
+
+// loop: <op rax>; <op rbx>; dec ecx; jnz loop; hlt
+const cr3Loop = (op: number[][]) => [...op[0]!, ...op[1]!, 0xff, 0xc9, 0x75, -(op[0]!.length + op[1]!.length + 4) & 0xff, 0xf4];
+const MOV_CR3 = [[0x0f, 0x22, 0xd8], [0x0f, 0x22, 0xdb]]; // mov cr3, rax / rbx
+const MOV_RDX = [[0x48, 0x89, 0xc2], [0x48, 0x89, 0xda]]; // mov rdx, rax / rbx (same length)
+// loop: mov al, [rsi]; add rsi, 4096; dec ecx; jnz loop; hlt
+const TOUCH_LOOP = [0x8a, 0x06, 0x48, 0x81, 0xc6, 0x00, 0x10, 0x00, 0x00, 0xff, 0xc9, 0x75, 0xf3, 0xf4];
+
+function cr3Cost(module: WebAssembly.Module, mode: MmuMode, knobs: Partial<MmuKnobs>, switches: number): { ns: number; counters: Record<string, bigint> } {
+  const { vm, cpu } = setup(module, mode, knobs);
+  const regs = { rax: BigInt(rootAddr(1)), rbx: BigInt(rootAddr(2)), rcx: BigInt(switches / 2) };
+  // warm up (both roots built and cached, the core's code tiered up), then the best of three
+  timed(vm, cpu, cr3Loop(MOV_CR3), regs);
+  timed(vm, cpu, cr3Loop(MOV_RDX), regs);
+  const base = Math.min(...[0, 1, 2].map(() => timed(vm, cpu, cr3Loop(MOV_RDX), regs)));
+  const before = cpu.stats();
+  const t = timed(vm, cpu, cr3Loop(MOV_CR3), regs);
+  const counters = diff(cpu.stats(), before);
+  const best = Math.min(t, timed(vm, cpu, cr3Loop(MOV_CR3), regs), timed(vm, cpu, cr3Loop(MOV_CR3), regs));
+  return { ns: (best - base) / switches, counters };
+}
+
+// Shadow mode only: the first pass faults on every page, the second finds
+// the sptes (both miss the 256-entry TLB), so the difference is the fault.
+function faultCost(module: WebAssembly.Module, pages: number): { ns: number; counters: Record<string, bigint> } {
+  const { vm, cpu } = setup(module, "shadow", {});
+  const regs = { rsi: BigInt(DATA_BASE), rcx: BigInt(pages) };
+  // warm up on other pages (the code page mapped, the core's code tiered up)
+  timed(vm, cpu, TOUCH_LOOP, { rsi: BigInt(MAP_MIB * MiB - pages * 4096), rcx: BigInt(pages) });
+  timed(vm, cpu, TOUCH_LOOP, { rsi: BigInt(MAP_MIB * MiB - pages * 4096), rcx: BigInt(pages) });
+  const before = cpu.stats();
+  const first = timed(vm, cpu, TOUCH_LOOP, regs); // every page faults (shadow) / walks (tdp)
+  const counters = diff(cpu.stats(), before);
+  const second = timed(vm, cpu, TOUCH_LOOP, regs); // the same pages: sptes present, only TLB misses
+  return { ns: (first - second) / pages, counters };
+}
+
+/** The MMU micro-benchmarks in one MMU mode. `scale` 1 is the benchmark; tests use less. */
+export function mmuMicro(module: WebAssembly.Module, mode: MmuMode, scale = 1): MmuMicro {
+  const switches = Math.max(2, Math.round(200_000 * scale) & ~1);
+  const pages = Math.max(16, Math.min(Math.round(6_000 * scale), (MAP_MIB * MiB - DATA_BASE) / 4096 / 2));
+  const hit = cr3Cost(module, mode, { prev_roots: true }, switches);
+  const miss = cr3Cost(module, mode, { prev_roots: false }, switches);
+  const fault = mode === "shadow" ? faultCost(module, pages) : undefined;
+  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault?.ns, switches, faults: pages,
+    counters: { hit: hit.counters, miss: miss.counters, fault: fault?.counters } };
+}
+
+/** The markdown table for `shadow86 bench`. */
+export function mmuMicroTable(rows: MmuMicro[]): string {
+  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns |", "|---|---:|---:|---:|"];
+  for (const r of rows) out.push(`| ${r.mode} | ${r.cr3HitNs.toFixed(0)} | ${r.cr3MissNs.toFixed(0)} | ${r.faultNs === undefined ? "-" : r.faultNs.toFixed(0)} |`);
+  return out.join("\n");
+}

@@ -1,0 +1,30 @@
+/**
+ * The MMU micro-benchmarks (src/bench/mmu_micro.ts) measure what they claim:
+ * the timed loops do the operation the figure is named for, as many times as
+ * the figure divides by. Times are reported by `shadow86 bench`, not tested.
+ */
+import { describe, it, expect } from "vitest";
+import { mmuMicro, mmuMicroTable } from "../../src/bench/mmu_micro.js";
+import { loadCoreModule } from "../../src/platform/node.js";
+
+describe("MMU micro-benchmarks", () => {
+  const module = loadCoreModule();
+  it("shadow: CR3 switches hit prev_roots (or rebuild with it off), every touched page is one shadow fault", () => {
+    const r = mmuMicro(module, "shadow", 0.01);
+    expect(r.counters.hit.cr_exits).toBe(BigInt(r.switches));
+    expect(r.counters.hit.prev_roots_hit).toBe(BigInt(r.switches));
+    expect(r.counters.hit.mmu_root_alloc ?? 0n).toBe(0n);
+    expect(r.counters.miss.prev_roots_hit ?? 0n).toBe(0n);
+    expect(r.counters.miss.mmu_root_alloc).toBe(BigInt(r.switches));
+    expect(r.counters.fault!.pf_fixed).toBe(BigInt(r.faults));
+    expect(r.counters.fault!.pf_guest ?? 0n).toBe(0n);
+    expect(Number.isFinite(r.cr3HitNs) && Number.isFinite(r.faultNs!)).toBe(true);
+  });
+  it("tdp: a CR3 switch is a TLB flush, no roots", () => {
+    const r = mmuMicro(module, "tdp", 0.01);
+    expect(r.counters.hit.tlb_flush).toBe(BigInt(r.switches));
+    expect(r.counters.hit.prev_roots_hit ?? 0n).toBe(0n);
+    expect(r.faultNs).toBeUndefined();
+    expect(mmuMicroTable([r])).toMatch(/^\| tdp \| -?\d+ \| -?\d+ \| - \|$/m);
+  });
+});
