@@ -18,15 +18,15 @@
 // compared whenever it is looked up: a page remapped or rewritten (by this
 // vCPU, another one, the host or a migration) simply misses. Once a block
 // has run, the block that followed it is linked (one link for the
-// fall-through, one for the branch target), and a linked block runs without
-// the lookup: a link is valid for one fetch generation (mmu/tlb.ts:
+// fall-through, one for the branch target), and a linked block on the same
+// code page runs without the lookup: a link is valid for one fetch generation (mmu/tlb.ts:
 // fetch_gen), which every TLB flush, CPL or mode change, new run() and block
 // build ends, and so does any write to a page holding cached code (the code
 // map, mem.ts: smc_check). Such a write also ends the running block after
 // the instruction, so a store into the next instruction is seen, as the SDM
 // asks of self-modifying code.
 import {
-  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc,
+  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, seg_base, SEG_CS,
 } from "./state";
 import {
   decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
@@ -36,7 +36,7 @@ import { code_size, mode64 } from "./mode";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault } from "./fault";
 import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
-import { fetch_gen, links_invalidate } from "../mmu/tlb";
+import { fetch_gen, links_invalidate, fetch_page, fetch_host, PAGE_HI } from "../mmu/tlb";
 import { uop_kind, uop_run, uop_fuse, UOP_GENERIC, UOP_FUSED_FIRST, UOP_FUSED_LAST, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT } from "../stats";
 
@@ -230,9 +230,17 @@ function block_run(b: usize, at: u64): i32 {
 
 // The block after block `b` (entered at `ip`) when the next RIP is `nip`:
 // through b's link when it is valid, else looked up and linked. 0: none.
+// A link is taken only while the decoder's fetch page still maps the linked
+// block's bytes: the one-instruction path would not translate there either,
+// so both paths make the same translations (the same TLB misses, walks and
+// shadow faults); a RIP on another page is looked up (and translated) anew.
 @inline function block_follow(b: usize, ip: u64, nip: u64): usize {
   const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
-  if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) return <usize>load<u32>(link + L_BLOCK);
+  if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) {
+    const nb = <usize>load<u32>(link + L_BLOCK);
+    const lin = mode64 ? nip : (seg_base(SEG_CS) + nip) & 0xffffffff;
+    if ((lin & PAGE_HI) == fetch_page && <u32>(fetch_host + <usize>(lin & 0xfff)) == load<u32>(nb + B_HOST)) return nb;
+  }
   return block_link(link, nip);
 }
 function block_link(link: usize, nip: u64): usize {
@@ -274,6 +282,7 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
     if (faulted() || exit_pending != 0) break;
     if (code_written) { code_written_clear(); links_invalidate(); break; }
     const nip = block_next;
+    if (done >= budget) break; // the budget ends here: no lookup (it could fault) for a block that cannot run
     if (ic >= stop_at) { resume_b = b; resume_ip = ip; resume_nip = nip; resume_gen = fetch_gen; break; }
     b = block_follow(b, ip, nip);
     ip = nip;

@@ -408,6 +408,7 @@ export function linear(seg: i32, off: u64): u64 {
 // A specialised uop (uops.ts) is the current instruction without a full
 // decode: what the fault path and the PT_WRITE log read about it.
 @inline export function set_current(ip: u64, op: i32, next: u64): void { ip_start = ip; opcode = op; next_ip = next; }
+@inline export function forget_opcode(): void { opcode = 0; }
 
 // ---- operand access for handlers
 

@@ -25,7 +25,7 @@ import {
   desc_is64, is_canonical, stack_mask_of, priv_begin, priv_end, push_at, tss_stack_legacy, tss_ss, tss_sp,
   tss_read64, read_desc,
 } from "./seg";
-import { next_ip, set_next_ip, opsize } from "./decode";
+import { next_ip, set_next_ip, opsize, forget_opcode } from "./decode";
 import { peek, set_sp } from "./stack";
 import { walk_set_ac } from "../mmu/walk";
 import { STAT_EXCEPTIONS, STAT_TRIPLE_FAULTS } from "../stats";
@@ -55,6 +55,10 @@ export function set_pending_cr2(v: u64): void { pending_cr2 = v; }
 // the frame. Host-data aborts and unimplemented features are left raised
 // for the run loop.
 function deliver_event(vector: i32, has_code: bool, code: u32, flags: i32, ret_ip: u64): void {
+  // the frame's pushes are no string instruction's writes (the PT_WRITE log
+  // reads the opcode), whatever was decoded last (found by the block-cache
+  // differential fuzzer: a fault on fetch left a rep stos's opcode behind)
+  forget_opcode();
   let v = vector;
   let hc = has_code;
   let c = code;

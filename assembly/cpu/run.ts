@@ -107,7 +107,9 @@ export function run(budget: i32): i32 {
     let at = rip();
     // cached blocks (block.ts), else the one instruction at RIP
     let alone = true;
-    if (blocks) {
+    // the instruction in an STI / MOV SS shadow runs alone: an interrupt may
+    // be deliverable right after it
+    if (blocks && shadow == 0) {
       const n = blocks_run(at, budget, icount, next_poll);
       if (n != 0 || faulted()) {
         alone = false;
@@ -138,10 +140,10 @@ export function run(budget: i32): i32 {
     }
     if (faulted()) {
       const v = exc_vector;
-      if (v == ABORT) { clear_fault(); set_rip(at); reason = exit_pending; break; }
+      set_rip(at); // the instruction that faulted (a block ran ahead of RIP)
+      if (v == ABORT) { clear_fault(); reason = exit_pending; break; }
       if (v == UNIMPLEMENTED) { record_unimplemented(at); reason = EXIT_INTERNAL_ERROR; break; }
       if (v == PF_VEC) set_pending_cr2(exc_cr2);
-      set_rip(at);
       deliver_exception(v, exc_has_code, exc_code, at);
       reason = after_delivery(at);
       if (reason != 0) break;

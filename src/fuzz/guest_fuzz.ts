@@ -20,8 +20,13 @@
  *   - (shadow MMU) kvm_mmu_audit reports an inconsistency: it runs every
  *     AUDIT_EVERY enters, at the end of every episode and of the seed.
  * The MMU mode (shadow or tdp) and its knobs (prev_roots, zap_orphans, a
- * small n_max_mmu_pages to force recycling) are drawn per seed too.
+ * small n_max_mmu_pages to force recycling, block_cache) are drawn per seed too.
+ *
+ * diffSeed() runs a seed with the block cache on and off: the two runs must
+ * see the same exits at the same instructions and end with the same
+ * registers and guest RAM (SeedResult.digest), else a "block-diff" finding.
  */
+import { createHash } from "node:crypto";
 import { Vm } from "../vm.js";
 import type { ExitName } from "../vcpu.js";
 import { Rng } from "./rng.js";
@@ -30,7 +35,7 @@ import { disassemble } from "../isa/disasm.js";
 import { handlePtWrite } from "../mmu/pte_write.js";
 import type { MmuKnobs, MmuMode } from "../mmu/knobs.js";
 
-export const FINDING_KINDS = ["js-exception", "wasm-trap", "slow-enter", "hang", "budget-overrun", "bad-exit", "canary", "static-data", "memory-grew", "mmu-audit"] as const;
+export const FINDING_KINDS = ["js-exception", "wasm-trap", "slow-enter", "hang", "budget-overrun", "bad-exit", "canary", "static-data", "memory-grew", "mmu-audit", "block-diff"] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
 export interface Finding {
@@ -69,6 +74,10 @@ export interface FuzzOptions {
   knobs?: Partial<MmuKnobs>;
   /** Run kvm_mmu_audit every this many enters in shadow mode (default 64; 0 = only at episode ends). */
   auditEvery?: number;
+  /** Force the block_cache knob (default: off for a quarter of the seeds). */
+  blockCache?: boolean;
+  /** Run every seed with the block cache on and off and compare (diffSeed). */
+  differential?: boolean;
 }
 
 export interface SeedResult {
@@ -90,6 +99,8 @@ export interface SeedResult {
   unimplemented: Record<string, number>;
   findings: Finding[];
   wallMs: number;
+  /** SHA-1 over every exit (kind, instructions retired, RIP), the final registers and guest RAM. */
+  digest: string;
 }
 
 const GUARD = 64 * 1024;
@@ -178,7 +189,8 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   const slowMsPer10k = opts.slowMsPer10k ?? 2000;
   const rng = new Rng(seed); // builds the guest's RAM
   const host = new Rng(seed ^ 0x27d4eb2f); // the host's decisions: budgets, I/O data, interrupts
-  const res: SeedResult = { seed, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, exits: {}, modes: {}, mmu: "", audits: 0, unimplemented: {}, findings: [], wallMs: 0 };
+  const res: SeedResult = { seed, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, exits: {}, modes: {}, mmu: "", audits: 0, unimplemented: {}, findings: [], wallMs: 0, digest: "" };
+  const digest = createHash("sha1");
   const tail: string[] = [];
   let episode = -1;
   const find = (kind: FindingKind, detail: string) => res.findings.push({ seed, kind, detail, episode, enter: res.enters, tail: [...tail] });
@@ -209,6 +221,9 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   if (cfg.chance(0.3)) knobs.zap_orphans = true;
   if (cfg.chance(0.4)) knobs.n_max_mmu_pages = cfg.pick([8, 16, 24, 64]);
   if (opts.knobs) knobs = { ...opts.knobs };
+  // drawn from the seed, not from cfg, so adding it left every other draw as it was
+  if (opts.blockCache !== undefined) knobs.block_cache = opts.blockCache;
+  else if (((seed >>> 2) & 3) === 0) knobs.block_cache = false;
   res.mmu = `${mmuMode}${Object.entries(knobs).map(([k, v]) => ` ${k}=${v}`).join("")}`;
   const auditEvery = opts.auditEvery ?? 64;
 
@@ -261,6 +276,7 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
         res.budgetUsed += exit === "BUDGET" ? slice : Math.min(slice, retired + Number(vcpu.stat(k.STAT_EXCEPTIONS) - excBefore) + 1);
         res.exits[exit] = (res.exits[exit] ?? 0) + 1;
         const line = `enter(${slice}) -> ${exit} after ${retired} insns, rip 0x${vcpu.rip.toString(16)} cs 0x${vcpu.seg("cs").selector.toString(16)}`;
+        digest.update(line + "\n");
         tail.push(line);
         if (tail.length > 12) tail.shift();
         if (opts.trace) opts.trace(`${line} (${dt.toFixed(1)} ms)  ${insnAt(vm, vcpu)}`);
@@ -332,6 +348,10 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   // end-of-seed checks
   episode = -1;
   try {
+    digest.update(stateLine(vm, vcpu));
+    digest.update(new Uint8Array(vm.memory.buffer, vcpu.base + k.VCPU_REGS, 16 * 8)); // rax..r15
+    digest.update(new Uint8Array(vm.memory.buffer, vm.ramBase, ramSize));
+    res.digest = digest.digest("hex");
     if (res.findings.length === 0) audit("end of seed");
     const c = checkGaps(vm, gaps, canary);
     if (c) find("canary", c);
@@ -346,6 +366,23 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   }
   res.wallMs = performance.now() - t0;
   return res;
+}
+
+/**
+ * A seed with the block cache on and off (cpu/block.ts against the one
+ * instruction at a time path): the result of the block-cache run, with a
+ * "block-diff" finding when the two runs' digests differ.
+ */
+export function diffSeed(module: WebAssembly.Module, seed: number, opts: FuzzOptions = {}): SeedResult {
+  const on = runSeed(module, seed, { ...opts, blockCache: true });
+  const off = runSeed(module, seed, { ...opts, blockCache: false });
+  if (on.findings.length === 0 && off.findings.length === 0 && on.digest !== off.digest) {
+    on.findings.push({ seed, kind: "block-diff", episode: -1, enter: -1, tail: [],
+      detail: `block_cache=1 and block_cache=0 end differently: ${on.instructions} vs ${off.instructions} instructions, ` +
+        `exits ${JSON.stringify(on.exits)} vs ${JSON.stringify(off.exits)} (reproduce each with --block-cache 1 / 0 --trace)` });
+  }
+  on.wallMs += off.wallMs;
+  return on;
 }
 
 /** Totals over many seeds. */

@@ -1,24 +1,26 @@
 /**
  * npm run fuzz -- [--seeds N] [--start S] [--budget B] [--jobs J] [--mmu shadow|tdp|mixed]
- *                 [--hang-ms MS] [--trace] [--json FILE]
+ *                 [--block-cache 0|1] [--diff] [--hang-ms MS] [--trace] [--json FILE]
  *
  * The long guest-fuzz run: seeds S .. S+N-1, each a fresh VM with a random
  * guest (see guest_fuzz.ts), B instructions of budget each, on J worker
  * threads with a hang watchdog. Prints progress, every finding with a
  * one-line reproduction command, and a summary; exits 1 if anything was
  * found. --trace runs the seeds in this thread and prints every exit (for
- * reproducing one seed).
+ * reproducing one seed). --diff runs every seed with the block cache on and
+ * off and reports any difference in exits, registers or RAM; --block-cache
+ * forces the knob (default: off for a quarter of the seeds).
  */
 import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { loadCoreModule } from "../platform/node.js";
-import { runSeed, emptySummary, addToSummary, reproCommand, type FuzzOptions, type SeedResult, type Finding } from "./guest_fuzz.js";
+import { runSeed, diffSeed, emptySummary, addToSummary, reproCommand, type FuzzOptions, type SeedResult, type Finding } from "./guest_fuzz.js";
 import { runPool } from "./pool.js";
 
-interface Args { seeds: number; start: number; budget: number; jobs: number; mmu: "shadow" | "tdp" | "mixed"; hangMs: number; trace: boolean; json?: string }
+interface Args { seeds: number; start: number; budget: number; jobs: number; mmu: "shadow" | "tdp" | "mixed"; hangMs: number; trace: boolean; json?: string; diff: boolean; blockCache?: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seeds: 1000, start: 0, budget: 200_000, jobs: Math.max(1, Math.min(availableParallelism(), 2)), mmu: "mixed", hangMs: 60_000, trace: false };
+  const a: Args = { seeds: 1000, start: 0, budget: 200_000, jobs: Math.max(1, Math.min(availableParallelism(), 2)), mmu: "mixed", hangMs: 60_000, trace: false, diff: false };
   for (let i = 0; i < argv.length; i++) {
     const o = argv[i]!;
     const val = (): string => {
@@ -44,9 +46,16 @@ function parseArgs(argv: string[]): Args {
         break;
       }
       case "--trace": a.trace = true; break;
+      case "--diff": a.diff = true; break;
+      case "--block-cache": {
+        const v = val();
+        if (v !== "0" && v !== "1") throw new Error(`--block-cache wants 0 or 1, got "${v}"`);
+        a.blockCache = v === "1";
+        break;
+      }
       case "--json": a.json = val(); break;
       case "-h": case "--help":
-        process.stdout.write("usage: npm run fuzz -- [--seeds N] [--start S] [--budget B] [--jobs J] [--mmu shadow|tdp|mixed] [--hang-ms MS] [--trace] [--json FILE]\n");
+        process.stdout.write("usage: npm run fuzz -- [--seeds N] [--start S] [--budget B] [--jobs J] [--mmu shadow|tdp|mixed] [--block-cache 0|1] [--diff] [--hang-ms MS] [--trace] [--json FILE]\n");
         process.exit(0);
         break;
       default: throw new Error(`unknown option ${o} (see --help)`);
@@ -67,7 +76,7 @@ async function main(): Promise<number> {
   let args: Args;
   try { args = parseArgs(process.argv.slice(2)); } catch (e) { process.stderr.write(`fuzz: ${(e as Error).message}\n`); return 2; }
   const module = loadCoreModule();
-  const opts: FuzzOptions = { budget: args.budget, mmu: args.mmu };
+  const opts: FuzzOptions = { budget: args.budget, mmu: args.mmu, blockCache: args.blockCache, differential: args.diff };
   const sum = emptySummary();
   const t0 = performance.now();
   let lastPrint = 0;
@@ -86,7 +95,8 @@ async function main(): Promise<number> {
   process.stdout.write(`fuzz: seeds ${args.start}..${args.start + args.seeds - 1}, budget ${args.budget} per seed, mmu ${args.mmu}, ${args.trace ? "in this thread, tracing" : `${args.jobs} worker(s), hang after ${args.hangMs} ms`}\n`);
   if (args.trace) {
     for (let s = args.start; s < args.start + args.seeds; s++) {
-      onResult(runSeed(module, s, { ...opts, trace: (l) => process.stdout.write(`  ${l}\n`) }));
+      const o = { ...opts, trace: (l: string) => process.stdout.write(`  ${l}\n`) };
+      onResult(opts.differential ? diffSeed(module, s, o) : runSeed(module, s, o));
     }
   } else {
     await runPool({ module, start: args.start, seeds: args.seeds, jobs: args.jobs, hangMs: args.hangMs, opts, onResult });

@@ -5,7 +5,7 @@
  * thread: a synchronous WASM call cannot be interrupted from inside).
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { runSeed, type FuzzOptions } from "./guest_fuzz.js";
+import { runSeed, diffSeed, type FuzzOptions } from "./guest_fuzz.js";
 
 export interface WorkerInit { module: WebAssembly.Module; opts: FuzzOptions }
 export type ToWorker = { type: "seed"; seed: number } | { type: "stop" };
@@ -20,7 +20,7 @@ if (port) {
   port.on("message", (m: ToWorker) => {
     if (m.type === "stop") { port.close(); return; }
     port.postMessage({ type: "start", seed: m.seed } satisfies FromWorker);
-    const result = runSeed(module, m.seed, opts);
+    const result = opts.differential ? diffSeed(module, m.seed, opts) : runSeed(module, m.seed, opts);
     port.postMessage({ type: "result", result } satisfies FromWorker);
   });
   port.postMessage({ type: "ready" } satisfies FromWorker);
