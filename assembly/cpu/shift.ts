@@ -18,10 +18,12 @@ const SZAP: u32 = SF | ZF | AF | PF;
   return <u32>reg_read(1, 1, false);
 }
 
-// d OP count at `size` bytes; sets the flags and returns the result.
-// `count` is already masked to 5/6 bits and non-zero. `keep_of`: leave OF
-// alone for a count > 1 (what the host does for rol/ror r, imm8).
+// d OP count at `size` bytes (rotates here, shifts in shift_arith); sets the
+// flags and returns the result. `count` is already masked to 5/6 bits and
+// non-zero. `keep_of`: leave OF alone for a count > 1 (what the host does for
+// rol/ror r, imm8).
 export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u64 {
+  if (op > RCR) return shift_arith(op, d, count, size);
   const bits = <u32>size << 3;
   const m = size_mask(size);
   const sb = sign_bit(size);
@@ -30,55 +32,50 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
   let r: u64;
   let cf: bool;
   let ovf: bool; // OF as a 1-bit shift of the original operand gives it
-  switch (op) {
-    case ROL: case ROR: case RCL: case RCR: {
-      const old = get_eflags(); // rotates keep SF ZF AF PF (and RCL/RCR read CF)
-      if (op == ROL) {
-        const c = count % bits;
-        r = c == 0 ? d : ((d << c) | (d >> (bits - c))) & m;
-        cf = (r & 1) != 0;
-        ovf = msb != msb1;
-      } else if (op == ROR) {
-        const c = count % bits;
-        r = c == 0 ? d : ((d >> c) | (d << (bits - c))) & m;
-        cf = (r & sb) != 0;
-        ovf = msb != ((d & 1) != 0);
+  const old = get_eflags(); // rotates keep SF ZF AF PF (and RCL/RCR read CF)
+  if (op == ROL) {
+    const c = count % bits;
+    r = c == 0 ? d : ((d << c) | (d >> (bits - c))) & m;
+    cf = (r & 1) != 0;
+    ovf = msb != msb1;
+  } else if (op == ROR) {
+    const c = count % bits;
+    r = c == 0 ? d : ((d >> c) | (d << (bits - c))) & m;
+    cf = (r & sb) != 0;
+    ovf = msb != ((d & 1) != 0);
+  } else {
+    const c = count % (bits + 1);
+    if (c == 0) return d; // rcl/rcr 8/16 by a multiple of 9/17: nothing changes
+    const cin: u64 = (old & CF) != 0 ? 1 : 0;
+    // rotate the (bits+1)-bit value CF:d; c <= 32 when bits < 64
+    if (op == RCL) {
+      if (bits == 64) {
+        r = c == 1 ? (d << 1) | cin : (d << c) | (cin << (c - 1)) | (d >> (65 - c));
+        cf = ((d >> (64 - c)) & 1) != 0;
       } else {
-        const c = count % (bits + 1);
-        if (c == 0) return d; // rcl/rcr 8/16 by a multiple of 9/17: nothing changes
-        const cin: u64 = (old & CF) != 0 ? 1 : 0;
-        // rotate the (bits+1)-bit value CF:d; c <= 32 when bits < 64
-        if (op == RCL) {
-          if (bits == 64) {
-            r = c == 1 ? (d << 1) | cin : (d << c) | (cin << (c - 1)) | (d >> (65 - c));
-            cf = ((d >> (64 - c)) & 1) != 0;
-          } else {
-            const w = (cin << bits) | d; // bits+1 wide
-            const rot = ((w << c) | (w >> (bits + 1 - c))) & ((m << 1) | 1);
-            r = rot & m;
-            cf = ((rot >> bits) & 1) != 0;
-          }
-          ovf = msb != msb1;
-        } else {
-          if (bits == 64) {
-            r = c == 1 ? (d >> 1) | (cin << 63) : (d >> c) | (cin << (64 - c)) | (d << (65 - c));
-            cf = ((d >> (c - 1)) & 1) != 0;
-          } else {
-            const w = (cin << bits) | d;
-            const rot = ((w >> c) | (w << (bits + 1 - c))) & ((m << 1) | 1);
-            r = rot & m;
-            cf = ((rot >> bits) & 1) != 0;
-          }
-          ovf = msb != (cin != 0);
-        }
+        const w = (cin << bits) | d; // bits+1 wide
+        const rot = ((w << c) | (w >> (bits + 1 - c))) & ((m << 1) | 1);
+        r = rot & m;
+        cf = ((rot >> bits) & 1) != 0;
       }
-      if (keep_of && count > 1) ovf = (old & OF) != 0;
-      // rotates leave SF ZF AF PF alone
-      set_arith_flags((old & SZAP) | (cf ? CF : 0) | (ovf ? OF : 0));
-      return r;
+      ovf = msb != msb1;
+    } else {
+      if (bits == 64) {
+        r = c == 1 ? (d >> 1) | (cin << 63) : (d >> c) | (cin << (64 - c)) | (d << (65 - c));
+        cf = ((d >> (c - 1)) & 1) != 0;
+      } else {
+        const w = (cin << bits) | d;
+        const rot = ((w >> c) | (w << (bits + 1 - c))) & ((m << 1) | 1);
+        r = rot & m;
+        cf = ((rot >> bits) & 1) != 0;
+      }
+      ovf = msb != (cin != 0);
     }
-    default: return shift_arith(op, d, count, size);
   }
+  if (keep_of && count > 1) ovf = (old & OF) != 0;
+  // rotates leave SF ZF AF PF alone
+  set_arith_flags((old & SZAP) | (cf ? CF : 0) | (ovf ? OF : 0));
+  return r;
 }
 
 // SHL/SAL, SHR, SAR (op 4, 6, 5, 7) of `d` by `count` (masked, non-zero):
@@ -86,12 +83,8 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
 @inline export function shift_arith(op: i32, d: u64, count: u32, size: i32): u64 {
   const bits = <u32>size << 3;
   const m = size_mask(size);
-  const sb = sign_bit(size);
-  const msb = (d & sb) != 0;
-  const msb1 = (d & (sb >> 1)) != 0;
-  let r: u64;
-  let cf: bool;
-  let ovf: bool;
+  const msb = (d & sign_bit(size)) != 0;
+  let r: u64, cf: bool, ovf: bool; // OF as a 1-bit shift of the original operand gives it
   switch (op) {
     case SHR: {
       r = d >> count;
@@ -110,7 +103,7 @@ export function shift(op: i32, d: u64, count: u32, size: i32, keep_of: bool): u6
     default: { // SHL, SAL
       r = (d << count) & m;
       cf = count <= bits ? ((d >> (bits - count)) & 1) != 0 : false;
-      ovf = msb != msb1;
+      ovf = msb != ((d & (sign_bit(size) >> 1)) != 0);
       break;
     }
   }
