@@ -37,4 +37,6 @@ export const STAT_MMU_FAST_ZAP: i32 = 32; // kvm_mmu_zap_all_fast (mmu_valid_gen
 export const STAT_FAST_PF_FIXED: i32 = 33; // write faults fixed by fast_page_fault without mmu_lock (dirty logging, seeds 000/001)
 export const STAT_BLOCKS_BUILT: i32 = 41; // block cache (cpu/block.ts): blocks decoded
 export const STAT_BLOCK_INSNS: i32 = 42; // instructions retired inside blocks
+export const STAT_BLOCKS_COMPILED: i32 = 43; // blocks compiled to WebAssembly (cpu/jit.ts)
+export const STAT_COMPILED_INSNS: i32 = 44; // instructions retired by compiled blocks
 export const STAT_PAUSE_EXITS: i32 = 40; // PAUSE-loop exits (SMP: a spinning vCPU yields; VM_PLE_WINDOW)

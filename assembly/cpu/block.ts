@@ -26,34 +26,40 @@
 // the instruction, so a store into the next instruction is seen, as the SDM
 // asks of self-modifying code.
 import {
-  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, seg_base, SEG_CS,
+  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, stat_add, seg_base, SEG_CS,
 } from "./state";
 import {
   decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
-  next_ip, ip_start, opcode, mod_, reg, rep, lock, IC_OPCODE, set_current,
+  next_ip, ip_start, opcode, mod_, reg, rep, lock, IC_OPCODE, IC_LEN, set_current,
 } from "./decode";
 import { code_size, mode64 } from "./mode";
 import { dispatch } from "./dispatch";
-import { faulted, clear_fault } from "./fault";
+import { faulted, clear_fault, raise_gp } from "./fault";
+import { host_jit_compile, JIT_BRANCH_GP } from "./jit";
+import { VMB } from "../vm";
+import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
 import { fetch_gen, links_invalidate, fetch_page, fetch_host, PAGE_HI } from "../mmu/tlb";
 import { uop_kind, uop_run, uop_fuse, UOP_GENERIC, UOP_FUSED_FIRST, UOP_FUSED_LAST, fused_fault_ip, fused_fault_clear } from "./uops";
-import { STAT_BLOCKS_BUILT } from "../stats";
+import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
 export const BLOCK_CODE_MAX: i32 = 64;
-const B_HOST: usize = 0; // u32 host address of the first byte
+export const B_HOST: usize = 0; // u32 host address of the first byte
 const B_MODE: usize = 4; // u8 mode_key() (0: empty slot)
-const B_N: usize = 5; // u8 instructions (0: the first one runs alone)
-const B_LEN: usize = 6; // u8 code bytes covered
-const B_INSNS: usize = 7; // u8 instructions (a fused uop holds two)
+export const B_N: usize = 5; // u8 instructions (0: the first one runs alone)
+export const B_LEN: usize = 6; // u8 code bytes covered
+export const B_INSNS: usize = 7; // u8 instructions (a fused uop holds two)
 // links to the blocks that followed: [0] fall-through, [1] branch target;
 // each {rip u64, block u32, fetch_gen u32} (B_CODE + BLOCK_CODE_MAX = 72..)
 const B_LINKS: usize = 80;
 const L_RIP: usize = 0;
 const L_BLOCK: usize = 8;
 const L_GEN: usize = 12;
+// compiled code (cpu/jit.ts): table index (0: none) and runs so far
+export const B_JIT: usize = 112; // u32
+const B_HOT: usize = 116; // u32
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
-const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
+export const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
 // A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
 export const U_KIND: usize = 0; // u8 UOP_* (uops.ts)
 export const U_OFF: usize = 2; // u16 offset of the instruction from the block start
@@ -184,6 +190,8 @@ function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   store<u8>(b + B_N, <u8>n);
   store<u8>(b + B_INSNS, <u8>insns);
   store<u8>(b + B_LEN, <u8>len);
+  store<u32>(b + B_JIT, 0);
+  store<u32>(b + B_HOT, 0);
   for (let i = 0; i < BLOCK_CODE_MAX; i += 8) {
     store<u64>(b + B_CODE + <usize>i, i < len ? load<u64>(h + <usize>i) & tail_mask(len - i) : 0);
   }
@@ -198,6 +206,15 @@ export let block_next: u64 = 0;
 // a fault ip_start is the faulting instruction (not retired), else
 // block_next is where to go on.
 function block_run(b: usize, at: u64): i32 {
+  const j = load<u32>(b + B_JIT);
+  if (j != 0) return block_run_compiled(b, at, j);
+  const hot = load<u32>(b + B_HOT) + 1;
+  store<u32>(b + B_HOT, hot);
+  if (hot == load<u32>(VMB + VM_KNOB_BLOCK_JIT)) { // the knob is the threshold (0: never)
+    const idx = host_jit_compile(b, VCPU);
+    store<u32>(b + B_JIT, idx);
+    if (idx != 0) stat_inc(STAT_BLOCKS_COMPILED);
+  }
   const n = <i32>load<u8>(b + B_N);
   let u = b + B_UOPS;
   const end = u + (<usize>n << 6);
@@ -259,6 +276,27 @@ let resume_b: usize = 0;
 let resume_ip: u64 = 0;
 let resume_nip: u64 = 0;
 let resume_gen: u32 = 0;
+
+// A compiled block (cpu/jit.ts) retires all its instructions, unless its
+// final branch faults (#GP on a non-canonical target).
+function block_run_compiled(b: usize, at: u64, j: u32): i32 {
+  const insns = <i32>load<u8>(b + B_INSNS);
+  const nip = call_indirect<u64>(j, at);
+  if (nip == JIT_BRANCH_GP) {
+    const u = b + B_UOPS + ((<usize>load<u8>(b + B_N) - 1) << 6);
+    const kind = <i32>load<u8>(u + U_KIND);
+    let ip = at + <u64>load<u16>(u + U_OFF);
+    if (<u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST)) ip += <u64>load<u8>(u + IC_LEN);
+    icount_add(insns - 1);
+    set_current(ip, 0, ip);
+    raise_gp(0);
+    return insns - 1;
+  }
+  icount_add(insns);
+  stat_add(STAT_COMPILED_INSNS, <u64>insns);
+  block_next = nip;
+  return insns;
+}
 
 // Run blocks from RIP `at` as long as they chain: until `budget` would be
 // exceeded, the instruction count reaches `stop_at` (the run loop's next SMP

@@ -43,6 +43,10 @@ let lf_cin: u64 = 0; // carry in for ADC / SBB
 @inline export function flags_sbb(dst: u64, src: u64, res: u64, size: i32, cin: u64): void {
   lf_op = LF_SBB; lf_size = size; lf_dst = dst; lf_src = src; lf_res = res & size_mask(size); lf_cin = cin;
 }
+// The lazy state as compiled blocks leave it (cpu/jit.ts).
+export function flags_store(op: i32, size: i32, dst: u64, src: u64, res: u64): void {
+  lf_op = op; lf_size = size; lf_dst = dst; lf_src = src; lf_res = res;
+}
 @inline export function flags_logic(res: u64, size: i32): void {
   lf_op = LF_LOGIC; lf_size = size; lf_res = res & size_mask(size); lf_dst = 0; lf_src = 0;
 }

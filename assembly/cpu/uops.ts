@@ -23,77 +23,77 @@ import { faulted, raise_gp } from "./fault";
 import { U_KIND, U_A, U_B, U_VAL } from "./block";
 
 export const UOP_GENERIC: i32 = 0;
-const UOP_NOP = 1;
-const UOP_MOV_RR64 = 2;
-const UOP_MOV_RR32 = 3;
-const UOP_MOV_RI = 4; // r = VAL (already sized and extended)
-const UOP_ALU_RR64 = 5; // r[A] op= r[B]; U_C = ALU_* or ALU_TEST
-const UOP_ALU_RR32 = 6;
-const UOP_ALU_RI64 = 7; // r[A] op= VAL
-const UOP_ALU_RI32 = 8;
-const UOP_ALU_RM64 = 9; // r[A] op= [mem]
-const UOP_ALU_RM32 = 10;
-const UOP_CMP_MI64 = 11; // [mem] cmp VAL
-const UOP_CMP_MI32 = 12;
-const UOP_CMP_MI8 = 13;
-const UOP_LOAD64 = 14;
-const UOP_LOAD32 = 15;
-const UOP_LOAD_ZX8 = 16; // movzx r32/r64, byte [mem]
-const UOP_STORE64 = 17;
-const UOP_STORE32 = 18;
-const UOP_STORE8 = 19; // mov byte [mem], r8 (not AH..BH)
-const UOP_MOV_MI64 = 20;
-const UOP_MOV_MI32 = 21;
-const UOP_MOV_MI8 = 22;
-const UOP_LEA64 = 23;
-const UOP_LEA32 = 24;
-const UOP_MOVZX8_RR = 25;
-const UOP_JCC = 26; // U_C = condition, VAL = displacement
-const UOP_JMP = 27;
-const UOP_CALL64 = 28;
-const UOP_RET64 = 29;
-const UOP_SHIFT64 = 30; // U_C = SHL 4 / SHR 5 / SAR 7, VAL = count (1..63)
-const UOP_SHIFT32 = 31;
-const UOP_IMUL_RR64 = 32;
-const UOP_IMUL_RR32 = 33;
-const UOP_IMUL_RRI64 = 34;
-const UOP_IMUL_RRI32 = 35;
-const UOP_CMOV64 = 36;
-const UOP_CMOV32 = 37;
-const UOP_INC64 = 38;
-const UOP_INC32 = 39;
-const UOP_DEC64 = 40;
-const UOP_DEC32 = 41;
-const UOP_PUSH64 = 42;
-const UOP_POP64 = 43;
-const UOP_CQO = 53; // 0x99: rdx/edx = sign of rax/eax (U_B = size)
-const UOP_CDQE = 54; // 0x98 at 64 bits: rax = sext(eax)
-const UOP_NOT = 55; // f7 /2 on a register (U_B = size 4 / 8)
-const UOP_DIV = 56; // f7 /6 on a register (U_B = size)
-const UOP_IDIV = 57; // f7 /7 on a register (U_B = size)
-const UOP_MOVSXD = 58; // 0x63 at 64 bits, register source
-const UOP_ALU_RI8 = 44; // low byte of r[A] (AL..R15B, not AH..BH) op= VAL
+export const UOP_NOP: i32 = 1;
+export const UOP_MOV_RR64: i32 = 2;
+export const UOP_MOV_RR32: i32 = 3;
+export const UOP_MOV_RI: i32 = 4; // r = VAL (already sized and extended)
+export const UOP_ALU_RR64: i32 = 5; // r[A] op= r[B]; U_C = ALU_* or ALU_TEST
+export const UOP_ALU_RR32: i32 = 6;
+export const UOP_ALU_RI64: i32 = 7; // r[A] op= VAL
+export const UOP_ALU_RI32: i32 = 8;
+export const UOP_ALU_RM64: i32 = 9; // r[A] op= [mem]
+export const UOP_ALU_RM32: i32 = 10;
+export const UOP_CMP_MI64: i32 = 11; // [mem] cmp VAL
+export const UOP_CMP_MI32: i32 = 12;
+export const UOP_CMP_MI8: i32 = 13;
+export const UOP_LOAD64: i32 = 14;
+export const UOP_LOAD32: i32 = 15;
+export const UOP_LOAD_ZX8: i32 = 16; // movzx r32/r64, byte [mem]
+export const UOP_STORE64: i32 = 17;
+export const UOP_STORE32: i32 = 18;
+export const UOP_STORE8: i32 = 19; // mov byte [mem], r8 (not AH..BH)
+export const UOP_MOV_MI64: i32 = 20;
+export const UOP_MOV_MI32: i32 = 21;
+export const UOP_MOV_MI8: i32 = 22;
+export const UOP_LEA64: i32 = 23;
+export const UOP_LEA32: i32 = 24;
+export const UOP_MOVZX8_RR: i32 = 25;
+export const UOP_JCC: i32 = 26; // U_C = condition, VAL = displacement
+export const UOP_JMP: i32 = 27;
+export const UOP_CALL64: i32 = 28;
+export const UOP_RET64: i32 = 29;
+export const UOP_SHIFT64: i32 = 30; // U_C = SHL 4 / SHR 5 / SAR 7, VAL = count (1..63)
+export const UOP_SHIFT32: i32 = 31;
+export const UOP_IMUL_RR64: i32 = 32;
+export const UOP_IMUL_RR32: i32 = 33;
+export const UOP_IMUL_RRI64: i32 = 34;
+export const UOP_IMUL_RRI32: i32 = 35;
+export const UOP_CMOV64: i32 = 36;
+export const UOP_CMOV32: i32 = 37;
+export const UOP_INC64: i32 = 38;
+export const UOP_INC32: i32 = 39;
+export const UOP_DEC64: i32 = 40;
+export const UOP_DEC32: i32 = 41;
+export const UOP_PUSH64: i32 = 42;
+export const UOP_POP64: i32 = 43;
+export const UOP_CQO: i32 = 53; // 0x99: rdx/edx = sign of rax/eax (U_B = size)
+export const UOP_CDQE: i32 = 54; // 0x98 at 64 bits: rax = sext(eax)
+export const UOP_NOT: i32 = 55; // f7 /2 on a register (U_B = size 4 / 8)
+export const UOP_DIV: i32 = 56; // f7 /6 on a register (U_B = size)
+export const UOP_IDIV: i32 = 57; // f7 /7 on a register (U_B = size)
+export const UOP_MOVSXD: i32 = 58; // 0x63 at 64 bits, register source
+export const UOP_ALU_RI8: i32 = 44; // low byte of r[A] (AL..R15B, not AH..BH) op= VAL
 // Fused (UOP_FUSED_FIRST..LAST: each retires two instructions): an ALU uop on
 // registers, immediates or a compare with memory directly followed by a jcc
 // (the end of nearly every loop) runs as one uop that decides the branch
 // from the operands instead of the lazy flags.
 export const UOP_FUSED_FIRST: i32 = 45;
-const UOP_FUSED_RR64 = 45; // ALU_RR64 + jcc
-const UOP_FUSED_RR32 = 46;
-const UOP_FUSED_RI64 = 47;
-const UOP_FUSED_RI32 = 48;
-const UOP_FUSED_RI8 = 49;
-const UOP_FUSED_MI8 = 50; // CMP_MI8 + jcc
-const UOP_FUSED_MI32 = 51;
-const UOP_FUSED_MI64 = 52;
+export const UOP_FUSED_RR64: i32 = 45; // ALU_RR64 + jcc
+export const UOP_FUSED_RR32: i32 = 46;
+export const UOP_FUSED_RI64: i32 = 47;
+export const UOP_FUSED_RI32: i32 = 48;
+export const UOP_FUSED_RI8: i32 = 49;
+export const UOP_FUSED_MI8: i32 = 50; // CMP_MI8 + jcc
+export const UOP_FUSED_MI32: i32 = 51;
+export const UOP_FUSED_MI64: i32 = 52;
 export const UOP_FUSED_LAST: i32 = 52;
 
-const U_C: usize = 6; // u8 third operand (alu op, condition, shift op)
-const U_CC: usize = 7; // u8 fused: the jcc's condition
-const U_JLEN: usize = 16; // u8 fused: the jcc's length
-const U_JSIZE: usize = 17; // u8 fused: the jcc's operand size (8: canonical check, 4: wraps)
-const U_JREL: usize = 56; // u64 fused: the jcc's displacement (the ALU uop has no imm2)
-const ALU_TEST: i32 = 8;
+export const U_C: usize = 6; // u8 third operand (alu op, condition, shift op)
+export const U_CC: usize = 7; // u8 fused: the jcc's condition
+export const U_JLEN: usize = 16; // u8 fused: the jcc's length
+export const U_JSIZE: usize = 17; // u8 fused: the jcc's operand size (8: canonical check, 4: wraps)
+export const U_JREL: usize = 56; // u64 fused: the jcc's displacement (the ALU uop has no imm2)
+export const ALU_TEST: i32 = 8;
 
 // ---- choosing a kind (block build time; the decoder's globals hold the instruction)
 

@@ -58,6 +58,8 @@ export const VM_LPAGE_BASE_1G: i32 = 2236; // u32 ... per 1 GiB region
 export const VM_KNOB_LARGE_SPTES: i32 = 2240; // 1: map large guest pages with large sptes when nothing forbids it
 // not an MMU knob, but set with them: 1 = the interpreter runs cached blocks (cpu/block.ts)
 export const VM_KNOB_BLOCK_CACHE: i32 = 2244;
+// hot blocks are compiled to WebAssembly after this many runs (cpu/jit.ts, src/jit/); 0 = never
+export const VM_KNOB_BLOCK_JIT: i32 = 2248;
 
 export const MMU_MODE_TDP: u32 = 0;
 export const MMU_MODE_SHADOW: u32 = 1;

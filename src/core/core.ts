@@ -1,3 +1,5 @@
+import { BlockCompiler } from "../jit/compile.js";
+
 /**
  * The WASM core as TypeScript sees it: its exported functions and the layout
  * constants it exports (VCPU_*, EXIT_*, STAT_*, VM_*, MEMSLOT_*). The
@@ -25,13 +27,19 @@ export interface Core {
   readonly k: Readonly<Record<string, number>>;
   /** Counter names (KVM's lower-case stat names) indexed by STAT_* id. */
   readonly statNames: readonly string[];
+  /** Compiles hot blocks for this instance (one per thread). */
+  readonly jit: BlockCompiler;
 }
 
 /** Memory page limits the module was built with (asconfig.json). */
 export const CORE_MAX_PAGES = 65536;
 
 export function instantiateCore(module: WebAssembly.Module, memory: WebAssembly.Memory): Core {
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  // the function table compiled blocks are called through (src/jit/, assembly/cpu/jit.ts)
+  const table = new WebAssembly.Table({ element: "anyfunc", initial: 1 });
+  let jit: BlockCompiler | undefined;
+  const jit_compile = (b: number, vcpu: number): number => jit!.compile(b, vcpu);
+  const instance = new WebAssembly.Instance(module, { env: { memory, table, jit_compile } });
   const k: Record<string, number> = {};
   for (const [name, value] of Object.entries(instance.exports)) {
     if (value instanceof WebAssembly.Global) {
@@ -43,7 +51,8 @@ export function instantiateCore(module: WebAssembly.Module, memory: WebAssembly.
   for (const [name, id] of Object.entries(k)) {
     if (name.startsWith("STAT_")) statNames[id] = name.slice(5).toLowerCase();
   }
-  return { module, instance, fn: instance.exports as unknown as CoreFunctions, k, statNames };
+  jit = new BlockCompiler(memory, table, instance, k, CORE_MAX_PAGES);
+  return { module, instance, fn: instance.exports as unknown as CoreFunctions, k, statNames, jit };
 }
 
 export function constant(core: Core, name: string): number {

@@ -95,6 +95,8 @@ export interface SeedResult {
   mmu: string;
   /** kvm_mmu_audit runs (each checks every shadow page, spte, rmap entry and TLB entry). */
   audits: number;
+  /** Instructions retired by blocks compiled to WebAssembly (src/jit/). */
+  compiledInsns: number;
   /** First bytes of instructions that ended an episode with INTERNAL_ERROR (coverage gaps), by hex. */
   unimplemented: Record<string, number>;
   findings: Finding[];
@@ -189,7 +191,7 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   const slowMsPer10k = opts.slowMsPer10k ?? 2000;
   const rng = new Rng(seed); // builds the guest's RAM
   const host = new Rng(seed ^ 0x27d4eb2f); // the host's decisions: budgets, I/O data, interrupts
-  const res: SeedResult = { seed, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, exits: {}, modes: {}, mmu: "", audits: 0, unimplemented: {}, findings: [], wallMs: 0, digest: "" };
+  const res: SeedResult = { seed, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, exits: {}, modes: {}, mmu: "", audits: 0, compiledInsns: 0, unimplemented: {}, findings: [], wallMs: 0, digest: "" };
   const digest = createHash("sha1");
   const tail: string[] = [];
   let episode = -1;
@@ -224,6 +226,8 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   // drawn from the seed, not from cfg, so adding it left every other draw as it was
   if (opts.blockCache !== undefined) knobs.block_cache = opts.blockCache;
   else if (((seed >>> 2) & 3) === 0) knobs.block_cache = false;
+  // compile blocks after 2 runs in most seeds, so the block compiler sees the random code too
+  if (((seed >>> 4) & 3) !== 0) knobs.block_jit = 2;
   res.mmu = `${mmuMode}${Object.entries(knobs).map(([k, v]) => ` ${k}=${v}`).join("")}`;
   const auditEvery = opts.auditEvery ?? 64;
 
@@ -348,6 +352,7 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   // end-of-seed checks
   episode = -1;
   try {
+    res.compiledInsns = Number(vcpu.stats().compiled_insns ?? 0n);
     digest.update(stateLine(vm, vcpu));
     digest.update(new Uint8Array(vm.memory.buffer, vcpu.base + k.VCPU_REGS, 16 * 8)); // rax..r15
     digest.update(new Uint8Array(vm.memory.buffer, vm.ramBase, ramSize));
@@ -394,6 +399,7 @@ export interface FuzzSummary {
   episodes: number;
   exceptions: number;
   audits: number;
+  compiledInsns: number;
   exits: Partial<Record<ExitName, number>>;
   modes: Partial<Record<StartMode, number>>;
   unimplemented: Record<string, number>;
@@ -401,7 +407,7 @@ export interface FuzzSummary {
 }
 
 export function emptySummary(): FuzzSummary {
-  return { seeds: 0, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, audits: 0, exits: {}, modes: {}, unimplemented: {}, findings: [] };
+  return { seeds: 0, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, audits: 0, compiledInsns: 0, exits: {}, modes: {}, unimplemented: {}, findings: [] };
 }
 
 export function addToSummary(s: FuzzSummary, r: SeedResult): void {
@@ -412,6 +418,7 @@ export function addToSummary(s: FuzzSummary, r: SeedResult): void {
   s.episodes += r.episodes;
   s.exceptions += r.exceptions;
   s.audits += r.audits;
+  s.compiledInsns += r.compiledInsns;
   for (const [k, v] of Object.entries(r.exits)) s.exits[k as ExitName] = (s.exits[k as ExitName] ?? 0) + v;
   for (const [k, v] of Object.entries(r.modes)) s.modes[k as StartMode] = (s.modes[k as StartMode] ?? 0) + v;
   for (const [k, v] of Object.entries(r.unimplemented)) s.unimplemented[k] = (s.unimplemented[k] ?? 0) + v;

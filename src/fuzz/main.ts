@@ -114,6 +114,7 @@ async function main(): Promise<number> {
     `  episodes       ${sum.episodes} (${modes})`,
     `  run() calls    ${sum.enters}: ${exits}`,
     `  MMU audits     ${sum.audits}`,
+    `  compiled       ${sum.compiledInsns} instructions retired by compiled blocks`,
     `  unimplemented  ${Object.keys(sum.unimplemented).length} distinct first bytes ended episodes${unimpl ? `: ${unimpl}` : ""}`,
     `  findings       ${sum.findings.length}${sum.findings.length ? ` (seeds ${[...new Set(sum.findings.map((f) => f.seed))].join(", ")})` : ""}`,
     "",

@@ -109,7 +109,7 @@ export function runPool(p: PoolOptions): Promise<void> {
 }
 
 function emptyResult(seed: number): SeedResult {
-  return { seed, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, exits: {}, modes: {}, mmu: "", audits: 0, unimplemented: {}, findings: [], wallMs: 0, digest: "" };
+  return { seed, instructions: 0, budgetUsed: 0, enters: 0, episodes: 0, exceptions: 0, exits: {}, modes: {}, mmu: "", audits: 0, compiledInsns: 0, unimplemented: {}, findings: [], wallMs: 0, digest: "" };
 }
 function hangResult(seed: number, ms: number, budget: number): SeedResult {
   const r = emptyResult(seed);

@@ -41,11 +41,13 @@ export interface MmuKnobs {
   broken_dirty_log: "none" | "no_reprotect";
   /** Not an MMU rule but set with the knobs: the interpreter runs straight-line blocks from the block cache (assembly/cpu/block.ts, issue 12); off = one decoded instruction per run-loop turn. */
   block_cache: boolean;
+  /** Blocks of register uops are compiled to WebAssembly functions (src/jit/, issue 12) after this many runs; 0 = never (they keep running as uops). */
+  block_jit: number;
 }
 
 export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, broken_flush: "none",
   update_pte: true, pte_write_topup: true, unprotect_rep_string: true, byte_pte_write: true, flood_detect: "accessed", wp_all: "rmap", broken_dirty_log: "none",
-  block_cache: true };
+  block_cache: true, block_jit: 64 };
 
 interface KnobSpec { name: keyof MmuKnobs; help: string; values: string; }
 export const KNOB_SPECS: readonly KnobSpec[] = [
@@ -62,6 +64,7 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
   { name: "wp_all", help: "how dirty logging write-protects: rmap (walk every page's rmap, as KVM) or generation (O(1) write-protect-all, seed 000)", values: "rmap|generation (default rmap)" },
   { name: "broken_dirty_log", help: "TEST ONLY: never re-protect pages for dirty logging (negative control)", values: "none|no_reprotect (default none)" },
   { name: "block_cache", help: "interpreter: run cached straight-line blocks with specialised uops (not an MMU rule; issue 12)", values: "1|0 (default 1)" },
+  { name: "block_jit", help: "interpreter: compile a block of register uops to WebAssembly once it has run N times (with block_cache; issue 12)", values: "N|0 (default 64; 0 = never)" },
 ];
 
 export class KnobError extends Error {}
@@ -88,6 +91,10 @@ export function parseKnobs(settings: readonly string[], base: Readonly<MmuKnobs>
       case "unprotect_rep_string": k.unprotect_rep_string = parseBool(name, v); break;
       case "byte_pte_write": k.byte_pte_write = parseBool(name, v); break;
       case "block_cache": k.block_cache = parseBool(name, v); break;
+      case "block_jit":
+        if (!/^\d+$/.test(v) || Number(v) > 1_000_000) throw new KnobError(`knob block_jit wants a run count (0 = never), got "${v}"`);
+        k.block_jit = Number(v);
+        break;
       case "flood_detect":
         if (v !== "accessed" && v !== "legacy" && v !== "off") throw new KnobError(`knob flood_detect wants accessed, legacy or off, got "${v}"`);
         k.flood_detect = v;

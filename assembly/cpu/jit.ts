@@ -1,0 +1,27 @@
+// Compiling hot blocks to WebAssembly (the host side is src/jit/). A block
+// that has run as often as the block_jit knob says (VM_KNOB_BLOCK_JIT,
+// default 64; 0 = never) and holds only register uops is handed to
+// the host once (an imported call per compile, never per run); the host
+// emits a function over the block's uop records and puts it in the shared
+// function table, and block.ts calls it through call_indirect from then on.
+// The compiled function keeps guest registers in locals and computes flags
+// only where they are read; it ends by writing registers and the lazy flags
+// back, so everything else sees the state the uops would have left.
+//
+// The helpers below are what compiled code calls back into: the flags the
+// core keeps, and the operations whose flags are set eagerly here.
+import { flags_store, cond } from "./flags";
+import { shift_arith } from "./shift";
+import { imul2 } from "./muldiv";
+
+// What a compiled block returns when its final branch raised #GP (a
+// non-canonical target): no RIP can be this.
+export const JIT_BRANCH_GP: u64 = 0x8000_0000_0000_0001;
+
+// host: compile block `b` of the vCPU at `vcpu`; returns a table index, 0 = not compiled
+@external("env", "jit_compile") export declare function host_jit_compile(b: usize, vcpu: usize): u32;
+
+export function jit_flags_set(op: i32, size: i32, dst: u64, src: u64, res: u64): void { flags_store(op, size, dst, src, res); }
+export function jit_cond(cc: i32): i32 { return cond(cc) ? 1 : 0; }
+export function jit_shift(op: i32, d: u64, count: u32, size: i32): u64 { return shift_arith(op, d, count, size); }
+export function jit_imul(a: u64, b: u64, size: i32): u64 { return imul2(a, b, size); }

@@ -1,0 +1,280 @@
+/**
+ * The block compiler (issue 12): turns a hot block of the WASM core's block
+ * cache (assembly/cpu/block.ts) into a WebAssembly function and installs it
+ * in the core's function table; the core calls it by call_indirect from then
+ * on (assembly/cpu/jit.ts). Only blocks made of register uops are compiled:
+ * they cannot fault (but for #GP on a final branch to a non-canonical
+ * address), touch memory other than the vCPU's registers, or exit, so a
+ * compiled block always retires all of its instructions.
+ *
+ * Generated code: guest registers live in locals (loaded once, written back
+ * once); an ALU op's flags stay as three locals (dst, src, result) until a
+ * condition reads them, inline when it can be decided from them (as the
+ * fused uops do), and are written to the core's lazy flags only at the end
+ * or before a helper that needs them. Shifts and multiplies call the core,
+ * which sets their flags eagerly, exactly as the uops do. The record layout
+ * and the uop kinds come from the core's exports, never from copies here.
+ */
+import { moduleBytes, Op, I32, I64, uleb, sleb64, sleb32, type Import } from "./wasm.js";
+
+type K = Readonly<Record<string, number>>;
+
+const M32 = 0xffffffffn;
+const IMPORTS: Import[] = [
+  { name: "flags_set", type: { params: [I32, I32, I64, I64, I64], results: [] } },
+  { name: "cond", type: { params: [I32], results: [I32] } },
+  { name: "shift", type: { params: [I32, I64, I32, I32], results: [I64] } },
+  { name: "imul", type: { params: [I64, I64, I32], results: [I64] } },
+];
+const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3;
+
+interface Flags { lfop: number; aop: number; size: number; d: number; s: number; r: number }
+
+class Emitter {
+  code: number[] = [];
+  locals: number[] = []; // types of locals after the parameter
+  private regLocal = new Map<number, number>();
+  readRegs = new Set<number>();
+  writtenRegs = new Set<number>();
+  constructor(private readonly k: K) {}
+  newLocal(type = I64): number { this.locals.push(type); return this.locals.length; } // local 0 is the parameter
+  reg(r: number): number {
+    let l = this.regLocal.get(r);
+    if (l === undefined) { l = this.newLocal(); this.regLocal.set(r, l); }
+    return l;
+  }
+  get regs(): [number, number][] { return [...this.regLocal.entries()]; }
+  op(...b: number[]): void { this.code.push(...b); }
+  get(l: number): void { this.op(Op.local_get); uleb(l, this.code); }
+  set(l: number): void { this.op(Op.local_set); uleb(l, this.code); }
+  i64(v: bigint): void { this.op(Op.i64_const); sleb64(v, this.code); }
+  i32(v: number): void { this.op(Op.i32_const); sleb32(v, this.code); }
+  call(f: number): void { this.op(Op.call); uleb(f, this.code); }
+  /** A register's value, masked to 32 bits for size 4. */
+  readReg(r: number, size: number): void {
+    if (!this.writtenRegs.has(r)) this.readRegs.add(r);
+    this.get(this.reg(r));
+    if (size === 4) { this.i64(M32); this.op(Op.i64_and); }
+  }
+  markRead(r: number): void { if (!this.writtenRegs.has(r)) this.readRegs.add(r); this.reg(r); }
+  /** Pop a value into a register (already zero-extended when size 4). */
+  writeReg(r: number): void { this.set(this.reg(r)); this.writtenRegs.add(r); }
+  sext(size: number): void {
+    if (size === 4) { this.i64(32n); this.op(Op.i64_shl); this.i64(32n); this.op(Op.i64_shr_s); }
+  }
+}
+
+export class BlockCompiler {
+  compiled = 0;
+  refused = 0;
+  private readonly sentinel: bigint;
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly table: WebAssembly.Table,
+    private readonly instance: WebAssembly.Instance,
+    private readonly k: K,
+    private readonly maxPages: number,
+    /** Stop compiling after this many blocks (the table and V8's code space are not freed). */
+    private readonly limit = 4096,
+  ) {
+    this.sentinel = BigInt.asUintN(64, (instance.exports.JIT_BRANCH_GP as WebAssembly.Global).value as bigint);
+  }
+
+  /** Compile block `b` of the vCPU at `vcpu`: its table index, or 0 when it has other uops. */
+  compile(b: number, vcpu: number): number {
+    if (this.compiled >= this.limit) return 0;
+    const body = this.generate(b, vcpu);
+    if (!body) { this.refused++; return 0; }
+    const e = this.instance.exports;
+    const bytes = moduleBytes(this.maxPages, IMPORTS, { params: [I64], results: [I64] }, body.locals, body.code);
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul },
+    });
+    const idx = this.table.grow(1);
+    this.table.set(idx, inst.exports.f as (ip: bigint) => bigint);
+    this.compiled++;
+    return idx;
+  }
+
+  /** The function body for block `b`, or undefined if a uop is not compiled. */
+  generate(b: number, vcpu: number): { locals: number[]; code: number[] } | undefined {
+    const k = this.k;
+    const dv = new DataView(this.memory.buffer);
+    const u8 = (a: number) => dv.getUint8(a), i8 = (a: number) => dv.getInt8(a), u16 = (a: number) => dv.getUint16(a, true);
+    const u64 = (a: number) => dv.getBigUint64(a, true);
+    const n = u8(b + k.B_N!), len = u8(b + k.B_LEN!);
+    const e = new Emitter(k); // the prologue's code (register loads); locals are body's
+    const body = new Emitter(k);
+    let fl: Flags | undefined;
+    const storeFlags = (): void => {
+      if (!fl) return;
+      const logic = fl.lfop === k.LF_LOGIC;
+      body.i32(fl.lfop); body.i32(fl.size);
+      if (logic) { body.i64(0n); body.i64(0n); } else { body.get(fl.d); body.get(fl.s); }
+      body.get(fl.r); body.call(F_FLAGS);
+      fl = undefined;
+    };
+    const sign = (l: number, size: number): void => { body.get(l); body.sext(size); body.i64(0n); body.op(Op.i64_lt_s); };
+    /** Push the condition `cc` (i32 0/1). */
+    const cond = (cc: number): void => {
+      const c2 = cc >> 1;
+      const f = fl;
+      const sub = f && (f.aop === k.ALU_SUB || f.aop === k.ALU_CMP);
+      const logic = f && (f.aop === k.ALU_AND || f.aop === k.ALU_OR || f.aop === k.ALU_XOR || f.aop === k.ALU_TEST);
+      if (f && sub && c2 !== 0 && c2 !== 5) {
+        switch (c2) {
+          case 1: body.get(f.d); body.get(f.s); body.op(Op.i64_lt_u); break;
+          case 2: body.get(f.r); body.op(Op.i64_eqz); break;
+          case 3: body.get(f.d); body.get(f.s); body.op(Op.i64_le_u); break;
+          case 4: sign(f.r, f.size); break;
+          case 6: body.get(f.d); body.sext(f.size); body.get(f.s); body.sext(f.size); body.op(Op.i64_lt_s); break;
+          default: body.get(f.d); body.sext(f.size); body.get(f.s); body.sext(f.size); body.op(Op.i64_le_s); break;
+        }
+      } else if (f && logic && c2 !== 5) {
+        switch (c2) {
+          case 0: case 1: body.i32(0); break;
+          case 2: case 3: body.get(f.r); body.op(Op.i64_eqz); break;
+          case 4: case 6: sign(f.r, f.size); break;
+          default: body.get(f.r); body.op(Op.i64_eqz); sign(f.r, f.size); body.op(Op.i32_or); break;
+        }
+      } else {
+        storeFlags();
+        body.i32(cc); body.call(F_COND);
+        return;
+      }
+      if (cc & 1) body.op(Op.i32_eqz);
+    };
+    /** dst OP src at size (an ALU uop), flags kept as locals; the result written unless cmp/test. */
+    const alu = (a: number, aop: number, size: number, src: () => void): boolean => {
+      if (aop === k.ALU_ADC || aop === k.ALU_SBB) return false;
+      const d = body.newLocal(), s = body.newLocal(), r = body.newLocal();
+      body.readReg(a, size); body.set(d);
+      src(); body.set(s);
+      body.get(d); body.get(s);
+      let lfop: number;
+      switch (aop) {
+        case k.ALU_ADD: body.op(Op.i64_add); lfop = k.LF_ADD!; break;
+        case k.ALU_OR: body.op(Op.i64_or); lfop = k.LF_LOGIC!; break;
+        case k.ALU_AND: case k.ALU_TEST: body.op(Op.i64_and); lfop = k.LF_LOGIC!; break;
+        case k.ALU_XOR: body.op(Op.i64_xor); lfop = k.LF_LOGIC!; break;
+        default: body.op(Op.i64_sub); lfop = k.LF_SUB!; break; // sub, cmp
+      }
+      if (size === 4) { body.i64(M32); body.op(Op.i64_and); }
+      body.set(r);
+      if (aop !== k.ALU_CMP && aop !== k.ALU_TEST) { body.get(r); body.writeReg(a); }
+      fl = { lfop, aop, size, d, s, r };
+      return true;
+    };
+    const nip = body.newLocal();
+    /** nip = target of a near branch at operand size `opsize` (target on the stack). */
+    const branchTarget = (opsize: number): void => {
+      if (opsize !== 8) { body.i64(M32); body.op(Op.i64_and); body.set(nip); return; }
+      const t = body.newLocal();
+      body.set(t);
+      // canonical ? t : sentinel
+      body.get(t); body.i64(this.sentinel - 0n); body.get(t); body.i64(16n); body.op(Op.i64_shl); body.i64(16n); body.op(Op.i64_shr_s); body.get(t); body.op(Op.i64_eq);
+      body.op(Op.select); body.set(nip);
+    };
+    const ipPlus = (delta: bigint): void => { body.get(0); body.i64(delta); body.op(Op.i64_add); };
+    let ended = false;
+    for (let i = 0; i < n; i++) {
+      const u = b + k.B_UOPS! + i * 64;
+      const kind = u8(u + k.U_KIND!), off = u16(u + k.U_OFF!), a = u8(u + k.U_A!), rb = u8(u + k.U_B!), c = u8(u + k.U_C!);
+      const val = u64(u + k.U_VAL!), ilen = u8(u + k.IC_LEN!), opsize = u8(u + k.IC_OPSIZE!);
+      const next = BigInt(off + ilen);
+      switch (kind) {
+        case k.UOP_NOP: break;
+        case k.UOP_MOV_RR64: body.readReg(rb, 8); body.writeReg(a); break;
+        case k.UOP_MOV_RR32: body.readReg(rb, 4); body.writeReg(a); break;
+        case k.UOP_MOV_RI: body.i64(val); body.writeReg(a); break;
+        case k.UOP_MOVZX8_RR: body.readReg(rb, 8); body.i64(0xffn); body.op(Op.i64_and); body.writeReg(a); break;
+        case k.UOP_MOVSXD: body.readReg(rb, 8); body.sext(4); body.writeReg(a); break;
+        case k.UOP_CDQE: body.readReg(0, 8); body.sext(4); body.writeReg(0); break;
+        case k.UOP_CQO:
+          if (rb === 8) { body.readReg(0, 8); body.i64(63n); body.op(Op.i64_shr_s); }
+          else { body.readReg(0, 8); body.sext(4); body.i64(63n); body.op(Op.i64_shr_s); body.i64(M32); body.op(Op.i64_and); }
+          body.writeReg(2);
+          break;
+        case k.UOP_NOT:
+          body.readReg(a, 8); body.i64(-1n); body.op(Op.i64_xor);
+          if (rb !== 8) { body.i64(M32); body.op(Op.i64_and); }
+          body.writeReg(a);
+          break;
+        case k.UOP_LEA64: case k.UOP_LEA32: {
+          const base = i8(u + k.IC_BASE!), index = i8(u + k.IC_INDEX!), scale = u8(u + k.IC_SCALE!);
+          body.i64(u64(u + k.IC_DISP!));
+          if (base >= 0) { body.readReg(base, 8); body.op(Op.i64_add); }
+          if (index >= 0) { body.readReg(index, 8); body.i64(BigInt(scale)); body.op(Op.i64_shl); body.op(Op.i64_add); }
+          if ((u8(u + k.IC_FLAGS!) & 8) !== 0) { ipPlus(next); body.op(Op.i64_add); }
+          if (u8(u + k.IC_ADDRSIZE!) === 4 || kind === k.UOP_LEA32) { body.i64(M32); body.op(Op.i64_and); }
+          if (u8(u + k.IC_ADDRSIZE!) === 2) return undefined;
+          body.writeReg(a);
+          break;
+        }
+        case k.UOP_ALU_RR64: if (!alu(a, c, 8, () => body.readReg(rb, 8))) return undefined; break;
+        case k.UOP_ALU_RR32: if (!alu(a, c, 4, () => body.readReg(rb, 4))) return undefined; break;
+        case k.UOP_ALU_RI64: if (!alu(a, c, 8, () => body.i64(val))) return undefined; break;
+        case k.UOP_ALU_RI32: if (!alu(a, c, 4, () => body.i64(val & M32))) return undefined; break;
+        case k.UOP_SHIFT64: case k.UOP_SHIFT32: {
+          const size = kind === k.UOP_SHIFT64 ? 8 : 4;
+          fl = undefined; // the shift sets every status flag eagerly in the core
+          body.i32(c); body.readReg(a, size); body.i32(Number(val)); body.i32(size); body.call(F_SHIFT); body.writeReg(a);
+          break;
+        }
+        case k.UOP_IMUL_RR64: case k.UOP_IMUL_RR32: {
+          const size = kind === k.UOP_IMUL_RR64 ? 8 : 4;
+          fl = undefined;
+          body.readReg(a, size); body.readReg(rb, size); body.i32(size); body.call(F_IMUL); body.writeReg(a);
+          break;
+        }
+        case k.UOP_IMUL_RRI64: case k.UOP_IMUL_RRI32: {
+          const size = kind === k.UOP_IMUL_RRI64 ? 8 : 4;
+          fl = undefined;
+          body.readReg(rb, size); body.i64(val); body.i32(size); body.call(F_IMUL); body.writeReg(a);
+          break;
+        }
+        case k.UOP_CMOV64:
+          body.markRead(a); // kept when the condition is false
+          cond(c);
+          body.op(Op.if, Op.void); body.readReg(rb, 8); body.writeReg(a); body.op(Op.end);
+          break;
+        case k.UOP_CMOV32: // zero-extends even when false
+          body.readReg(rb, 4); body.readReg(a, 4); cond(c); body.op(Op.select); body.writeReg(a);
+          break;
+        case k.UOP_FUSED_RR64: case k.UOP_FUSED_RR32: case k.UOP_FUSED_RI64: case k.UOP_FUSED_RI32: {
+          const size = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RI64 ? 8 : 4;
+          const rr = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RR32;
+          if (!alu(a, c, size, rr ? () => body.readReg(rb, size) : () => body.i64(size === 4 ? val & M32 : val))) return undefined;
+          const jnext = next + BigInt(u8(u + k.U_JLEN!));
+          cond(u8(u + k.U_CC!));
+          body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
+          // only the taken side can be non-canonical; the fall-through is the next instruction
+          branchTarget(u8(u + k.U_JSIZE!));
+          ended = true;
+          break;
+        }
+        case k.UOP_JCC:
+          cond(c);
+          body.op(Op.if, I64); ipPlus(next + val); body.op(Op.else); ipPlus(next); body.op(Op.end);
+          branchTarget(opsize);
+          ended = true;
+          break;
+        case k.UOP_JMP: ipPlus(next + val); branchTarget(opsize); ended = true; break;
+        default: return undefined;
+      }
+      if (ended && i !== n - 1) return undefined; // a branch ends its block
+    }
+    if (!ended) { ipPlus(BigInt(len)); body.set(nip); }
+    storeFlags();
+    // prologue: registers read before they are written; epilogue: registers written
+    for (const [r, l] of body.regs) {
+      if (!body.readRegs.has(r)) continue;
+      e.i32(vcpu + k.VCPU_REGS! + r * 8); e.op(Op.i64_load, 3, 0); e.set(l);
+    }
+    for (const r of body.writtenRegs) {
+      body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0);
+    }
+    body.get(nip);
+    return { locals: body.locals, code: [...e.code, ...body.code] };
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * A minimal WebAssembly binary writer for the block compiler (compile.ts):
+ * one module with imported shared memory and functions, and one exported
+ * function whose body the caller writes as opcodes.
+ */
+
+export const I32 = 0x7f, I64 = 0x7e;
+
+/** Opcodes the compiler uses. */
+export const Op = {
+  block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, return: 0x0f,
+  call: 0x10, drop: 0x1a, select: 0x1b,
+  local_get: 0x20, local_set: 0x21, local_tee: 0x22,
+  i64_load: 0x29, i64_store: 0x37,
+  i32_const: 0x41, i64_const: 0x42,
+  i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47,
+  i64_eqz: 0x50, i64_eq: 0x51, i64_ne: 0x52, i64_lt_s: 0x53, i64_lt_u: 0x54, i64_gt_s: 0x55, i64_gt_u: 0x56, i64_le_s: 0x57, i64_le_u: 0x58,
+  i32_and: 0x71, i32_or: 0x72, i32_xor: 0x73,
+  i64_add: 0x7c, i64_sub: 0x7d, i64_mul: 0x7e, i64_and: 0x83, i64_or: 0x84, i64_xor: 0x85, i64_shl: 0x86, i64_shr_s: 0x87, i64_shr_u: 0x88,
+  i32_wrap_i64: 0xa7, i64_extend_i32_u: 0xad,
+  void: 0x40,
+} as const;
+
+export function uleb(n: number, out: number[]): void {
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+}
+
+export function sleb64(v: bigint, out: number[]): void {
+  v = BigInt.asIntN(64, v);
+  for (;;) {
+    const b = Number(v & 0x7fn);
+    v >>= 7n;
+    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { out.push(b); return; }
+    out.push(b | 0x80);
+  }
+}
+
+export function sleb32(v: number, out: number[]): void { sleb64(BigInt(v | 0), out); }
+
+function section(id: number, body: number[], out: number[]): void {
+  out.push(id);
+  uleb(body.length, out);
+  out.push(...body);
+}
+
+function name(s: string, out: number[]): void {
+  uleb(s.length, out);
+  for (let i = 0; i < s.length; i++) out.push(s.charCodeAt(i));
+}
+
+export interface FuncType { params: number[]; results: number[] }
+export interface Import { name: string; type: FuncType }
+
+/**
+ * Module bytes: imports "env.memory" (shared, `maxPages`) and `imports` (as
+ * functions 0..n-1), defines one function of `type` with `locals` (types)
+ * and `body` (its code, without the final `end`), exported as "f".
+ */
+export function moduleBytes(maxPages: number, imports: Import[], type: FuncType, locals: number[], body: number[]): Uint8Array<ArrayBuffer> {
+  const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const types = [...imports.map((i) => i.type), type];
+  const t: number[] = [];
+  uleb(types.length, t);
+  for (const ft of types) {
+    t.push(0x60);
+    uleb(ft.params.length, t); t.push(...ft.params);
+    uleb(ft.results.length, t); t.push(...ft.results);
+  }
+  section(1, t, out);
+  const im: number[] = [];
+  uleb(imports.length + 1, im);
+  name("env", im); name("memory", im); im.push(0x02, 0x03); uleb(1, im); uleb(maxPages, im);
+  imports.forEach((i, n) => { name("env", im); name(i.name, im); im.push(0x00); uleb(n, im); });
+  section(2, im, out);
+  const fs: number[] = [];
+  uleb(1, fs); uleb(imports.length, fs);
+  section(3, fs, out);
+  const ex: number[] = [];
+  uleb(1, ex); name("f", ex); ex.push(0x00); uleb(imports.length, ex);
+  section(7, ex, out);
+  const fb: number[] = [];
+  uleb(locals.length, fb);
+  for (const l of locals) { uleb(1, fb); fb.push(l); }
+  fb.push(...body, Op.end);
+  const code: number[] = [];
+  uleb(1, code); uleb(fb.length, code); code.push(...fb);
+  section(10, code, out);
+  return new Uint8Array(out) as Uint8Array<ArrayBuffer>;
+}
