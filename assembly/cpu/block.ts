@@ -58,6 +58,7 @@ const L_GEN: usize = 12;
 // compiled code (cpu/jit.ts): table index (0: none) and runs so far
 export const B_JIT: usize = 112; // u32
 const B_HOT: usize = 116; // u32
+export const B_ITERS: usize = 120; // u32 iterations the last call of a compiled self-loop started
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
 export const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
 // A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
@@ -205,9 +206,9 @@ export let block_next: u64 = 0;
 // Run block `b` entered at RIP `at`; returns the instructions retired. After
 // a fault ip_start is the faulting instruction (not retired), else
 // block_next is where to go on.
-function block_run(b: usize, at: u64): i32 {
+function block_run(b: usize, at: u64, limit: i32): i32 {
   const j = load<u32>(b + B_JIT);
-  if (j != 0) return block_run_compiled(b, at, j);
+  if (j != 0) return block_run_compiled(b, at, j, limit);
   const hot = load<u32>(b + B_HOT) + 1;
   store<u32>(b + B_HOT, hot);
   if (hot == load<u32>(VMB + VM_KNOB_BLOCK_JIT)) { // the knob is the threshold (0: never)
@@ -278,24 +279,32 @@ let resume_nip: u64 = 0;
 let resume_gen: u32 = 0;
 
 // A compiled block (cpu/jit.ts) retires all its instructions, unless its
-// final branch faults (#GP on a non-canonical target).
-function block_run_compiled(b: usize, at: u64, j: u32): i32 {
+// final branch faults (#GP on a non-canonical target). A block that branches
+// back to its own start loops inside the compiled function, up to as many
+// iterations as `limit` instructions allow (at least one), and reports how
+// many it started in B_ITERS.
+function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
   const insns = <i32>load<u8>(b + B_INSNS);
-  const nip = call_indirect<u64>(j, at);
+  const max = limit > insns ? limit / insns : 1;
+  const nip = call_indirect<u64>(j, at, max);
+  const iters = <i32>load<u32>(b + B_ITERS);
+  let retired = iters * insns;
   if (nip == JIT_BRANCH_GP) {
     const u = b + B_UOPS + ((<usize>load<u8>(b + B_N) - 1) << 6);
     const kind = <i32>load<u8>(u + U_KIND);
     let ip = at + <u64>load<u16>(u + U_OFF);
     if (<u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST)) ip += <u64>load<u8>(u + IC_LEN);
-    icount_add(insns - 1);
+    retired--;
+    icount_add(retired);
+    stat_add(STAT_COMPILED_INSNS, <u64>retired);
     set_current(ip, 0, ip);
     raise_gp(0);
-    return insns - 1;
+    return retired;
   }
-  icount_add(insns);
-  stat_add(STAT_COMPILED_INSNS, <u64>insns);
+  icount_add(retired);
+  stat_add(STAT_COMPILED_INSNS, <u64>retired);
   block_next = nip;
-  return insns;
+  return retired;
 }
 
 // Run blocks from RIP `at` as long as they chain: until `budget` would be
@@ -314,7 +323,8 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
   resume_b = 0;
   while (b != 0) {
     if (<i32>load<u8>(b + B_INSNS) > budget - done) break; // the tail of a slice runs one at a time
-    const r = block_run(b, ip);
+    const room = budget - done;
+    const r = block_run(b, ip, stop_at - ic < <u64>room ? <i32>(stop_at - ic) : room);
     done += r;
     ic += <u64>r;
     if (faulted() || exit_pending != 0) break;

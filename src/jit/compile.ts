@@ -8,7 +8,9 @@
  * compiled block always retires all of its instructions.
  *
  * Generated code: guest registers live in locals (loaded once, written back
- * once); an ALU op's flags stay as three locals (dst, src, result) until a
+ * once); a block that branches back to its own start loops inside the
+ * function, as many times as the core allows (its second parameter), and
+ * stores how many iterations it started in the block's B_ITERS; an ALU op's flags stay as three locals (dst, src, result) until a
  * condition reads them, inline when it can be decided from them (as the
  * fused uops do), and are written to the core's lazy flags only at the end
  * or before a helper that needs them. Shifts and multiplies call the core,
@@ -28,7 +30,13 @@ const IMPORTS: Import[] = [
 ];
 const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3;
 
-interface Flags { lfop: number; aop: number; size: number; d: number; s: number; r: number }
+/**
+ * Flags a block has produced but not yet written to the core: an ALU op's
+ * (lazy: op, size, dst, src, result), or a shift's / multiply's, whose flags
+ * the core computes eagerly: materialised by calling it again on the saved
+ * operands (its result dropped), only if still needed at the end.
+ */
+interface Flags { lfop: number; aop: number; size: number; d: number; s: number; r: number; call?: "shift" | "imul"; count?: number }
 
 class Emitter {
   code: number[] = [];
@@ -37,7 +45,7 @@ class Emitter {
   readRegs = new Set<number>();
   writtenRegs = new Set<number>();
   constructor(private readonly k: K) {}
-  newLocal(type = I64): number { this.locals.push(type); return this.locals.length; } // local 0 is the parameter
+  newLocal(type = I64): number { this.locals.push(type); return this.locals.length + 1; } // locals 0 and 1 are the parameters
   reg(r: number): number {
     let l = this.regLocal.get(r);
     if (l === undefined) { l = this.newLocal(); this.regLocal.set(r, l); }
@@ -86,12 +94,12 @@ export class BlockCompiler {
     const body = this.generate(b, vcpu);
     if (!body) { this.refused++; return 0; }
     const e = this.instance.exports;
-    const bytes = moduleBytes(this.maxPages, IMPORTS, { params: [I64], results: [I64] }, body.locals, body.code);
+    const bytes = moduleBytes(this.maxPages, IMPORTS, { params: [I64, I32], results: [I64] }, body.locals, body.code);
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul },
     });
     const idx = this.table.grow(1);
-    this.table.set(idx, inst.exports.f as (ip: bigint) => bigint);
+    this.table.set(idx, inst.exports.f as (ip: bigint, max: number) => bigint);
     this.compiled++;
     return idx;
   }
@@ -106,19 +114,26 @@ export class BlockCompiler {
     const e = new Emitter(k); // the prologue's code (register loads); locals are body's
     const body = new Emitter(k);
     let fl: Flags | undefined;
+    let produced = false; // a flag producer ran earlier in the block
+    let readsIncoming = false; // a condition read the flags the block was entered with
+    const emitFlagsStore = (f: Flags): void => {
+      if (f.call === "shift") { body.i32(f.aop); body.get(f.d); body.i32(f.count!); body.i32(f.size); body.call(F_SHIFT); body.op(Op.drop); return; }
+      if (f.call === "imul") { body.get(f.d); body.get(f.s); body.i32(f.size); body.call(F_IMUL); body.op(Op.drop); return; }
+      const logic = f.lfop === k.LF_LOGIC;
+      body.i32(f.lfop); body.i32(f.size);
+      if (logic) { body.i64(0n); body.i64(0n); } else { body.get(f.d); body.get(f.s); }
+      body.get(f.r); body.call(F_FLAGS);
+    };
     const storeFlags = (): void => {
       if (!fl) return;
-      const logic = fl.lfop === k.LF_LOGIC;
-      body.i32(fl.lfop); body.i32(fl.size);
-      if (logic) { body.i64(0n); body.i64(0n); } else { body.get(fl.d); body.get(fl.s); }
-      body.get(fl.r); body.call(F_FLAGS);
+      emitFlagsStore(fl);
       fl = undefined;
     };
     const sign = (l: number, size: number): void => { body.get(l); body.sext(size); body.i64(0n); body.op(Op.i64_lt_s); };
     /** Push the condition `cc` (i32 0/1). */
     const cond = (cc: number): void => {
       const c2 = cc >> 1;
-      const f = fl;
+      const f = fl && !fl.call ? fl : undefined;
       const sub = f && (f.aop === k.ALU_SUB || f.aop === k.ALU_CMP);
       const logic = f && (f.aop === k.ALU_AND || f.aop === k.ALU_OR || f.aop === k.ALU_XOR || f.aop === k.ALU_TEST);
       if (f && sub && c2 !== 0 && c2 !== 5) {
@@ -138,6 +153,7 @@ export class BlockCompiler {
           default: body.get(f.r); body.op(Op.i64_eqz); sign(f.r, f.size); body.op(Op.i32_or); break;
         }
       } else {
+        if (!produced) readsIncoming = true;
         storeFlags();
         body.i32(cc); body.call(F_COND);
         return;
@@ -163,9 +179,14 @@ export class BlockCompiler {
       body.set(r);
       if (aop !== k.ALU_CMP && aop !== k.ALU_TEST) { body.get(r); body.writeReg(a); }
       fl = { lfop, aop, size, d, s, r };
+      produced = true;
       return true;
     };
     const nip = body.newLocal();
+    const iters = body.newLocal(I32);
+    body.i32(0); body.set(iters);
+    body.op(Op.loop, Op.void);
+    body.get(iters); body.i32(1); body.op(Op.i32_add); body.set(iters);
     /** nip = target of a near branch at operand size `opsize` (target on the stack). */
     const branchTarget = (opsize: number): void => {
       if (opsize !== 8) { body.i64(M32); body.op(Op.i64_and); body.set(nip); return; }
@@ -215,22 +236,31 @@ export class BlockCompiler {
         case k.UOP_ALU_RR32: if (!alu(a, c, 4, () => body.readReg(rb, 4))) return undefined; break;
         case k.UOP_ALU_RI64: if (!alu(a, c, 8, () => body.i64(val))) return undefined; break;
         case k.UOP_ALU_RI32: if (!alu(a, c, 4, () => body.i64(val & M32))) return undefined; break;
-        case k.UOP_SHIFT64: case k.UOP_SHIFT32: {
+        case k.UOP_SHIFT64: case k.UOP_SHIFT32: { // shl 4, shr 5, sar 7 by a constant 1..63
           const size = kind === k.UOP_SHIFT64 ? 8 : 4;
-          fl = undefined; // the shift sets every status flag eagerly in the core
-          body.i32(c); body.readReg(a, size); body.i32(Number(val)); body.i32(size); body.call(F_SHIFT); body.writeReg(a);
+          const count = Number(val);
+          const d = body.newLocal();
+          body.readReg(a, size); body.set(d);
+          if (c === 7) { body.get(d); body.sext(size); body.i64(BigInt(count)); body.op(Op.i64_shr_s); }
+          else { body.get(d); body.i64(BigInt(count)); body.op(c === 4 ? Op.i64_shl : Op.i64_shr_u); }
+          if (size === 4 && c !== 5) { body.i64(M32); body.op(Op.i64_and); }
+          body.writeReg(a);
+          fl = { lfop: 0, aop: c, size, d, s: 0, r: 0, call: "shift", count };
+          produced = true;
           break;
         }
-        case k.UOP_IMUL_RR64: case k.UOP_IMUL_RR32: {
-          const size = kind === k.UOP_IMUL_RR64 ? 8 : 4;
-          fl = undefined;
-          body.readReg(a, size); body.readReg(rb, size); body.i32(size); body.call(F_IMUL); body.writeReg(a);
-          break;
-        }
-        case k.UOP_IMUL_RRI64: case k.UOP_IMUL_RRI32: {
-          const size = kind === k.UOP_IMUL_RRI64 ? 8 : 4;
-          fl = undefined;
-          body.readReg(rb, size); body.i64(val); body.i32(size); body.call(F_IMUL); body.writeReg(a);
+        case k.UOP_IMUL_RR64: case k.UOP_IMUL_RR32: case k.UOP_IMUL_RRI64: case k.UOP_IMUL_RRI32: {
+          const size = kind === k.UOP_IMUL_RR64 || kind === k.UOP_IMUL_RRI64 ? 8 : 4;
+          const rr = kind === k.UOP_IMUL_RR64 || kind === k.UOP_IMUL_RR32;
+          const x = body.newLocal(), y = body.newLocal();
+          body.readReg(rr ? a : rb, size); body.set(x);
+          if (rr) body.readReg(rb, size); else body.i64(val);
+          body.set(y);
+          body.get(x); body.get(y); body.op(Op.i64_mul); // the low half does not depend on the sign extension
+          if (size === 4) { body.i64(M32); body.op(Op.i64_and); }
+          body.writeReg(a);
+          fl = { lfop: 0, aop: 0, size, d: x, s: y, r: 0, call: "imul" };
+          produced = true;
           break;
         }
         case k.UOP_CMOV64:
@@ -265,6 +295,12 @@ export class BlockCompiler {
       if (ended && i !== n - 1) return undefined; // a branch ends its block
     }
     if (!ended) { ipPlus(BigInt(len)); body.set(nip); }
+    // back to the start while the block branches to itself and the core allows more
+    body.get(nip); body.get(0); body.op(Op.i64_eq); body.get(iters); body.get(1); body.op(Op.i32_lt_s); body.op(Op.i32_and);
+    body.op(Op.if, Op.void);
+    if (readsIncoming && fl) emitFlagsStore(fl); // the next iteration reads the flags this one left
+    body.op(Op.br, 1, Op.end, Op.end);
+    body.i32(b + k.B_ITERS!); body.get(iters); body.op(Op.i32_store, 2, 0);
     storeFlags();
     // prologue: registers read before they are written; epilogue: registers written
     for (const [r, l] of body.regs) {

@@ -47,11 +47,12 @@ function insn(r: Rng): number[] {
   }
 }
 
-function program(seed: number): { code: number[]; perLoop: number } {
+/** A loop of random instructions: `bytes` long bodies span several blocks; short ones are one block that branches to itself (the compiled loop). */
+function program(seed: number, bytes = 90): { code: number[]; perLoop: number } {
   const r = new Rng(seed);
   const body: number[] = [];
   let n = 0;
-  while (body.length < 90) { body.push(...insn(r)); n++; }
+  while (body.length < bytes) { body.push(...insn(r)); n++; }
   // sub ecx, 1; jnz start (fused in one uop)
   const code = [...body, 0x83, 0xe9, 0x01];
   code.push(0x0f, 0x85, ...le32(-(code.length + 6)));
@@ -59,8 +60,8 @@ function program(seed: number): { code: number[]; perLoop: number } {
 }
 function le32(v: number): number[] { return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]; }
 
-function runBoth(seed: number, loops: number): { a: bigint[]; b: bigint[]; compiled: bigint } {
-  const { code, perLoop } = program(seed);
+function runBoth(seed: number, loops: number, bytes?: number): { a: bigint[]; b: bigint[]; compiled: bigint } {
+  const { code, perLoop } = program(seed, bytes);
   const out: bigint[][] = [];
   let compiled = 0n;
   for (const jit of [1, 0]) {
@@ -89,5 +90,14 @@ describe("block compiler", () => {
       compiled += c;
     }
     expect(compiled).toBeGreaterThan(150n * 20n * 30n); // most of the loop ran compiled
+  });
+  it("a one-block loop runs inside the compiled function and ends the same", () => {
+    let compiled = 0n;
+    for (let seed = 1000; seed < 1150; seed++) {
+      const { a, b, compiled: c } = runBoth(seed, 300, 30);
+      expect(a, `seed ${seed}: program ${program(seed, 30).code.map((x) => x.toString(16).padStart(2, "0")).join(" ")}`).toEqual(b);
+      compiled += c;
+    }
+    expect(compiled).toBeGreaterThan(150n * 250n * 5n);
   });
 });
