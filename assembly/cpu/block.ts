@@ -26,7 +26,7 @@
 // the instruction, so a store into the next instruction is seen, as the SDM
 // asks of self-modifying code.
 import {
-  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, stat_add, seg_base, SEG_CS,
+  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, stat_add, seg_base, SEG_CS, VCPU_JIT_STOP,
 } from "./state";
 import {
   decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
@@ -35,7 +35,7 @@ import {
 import { code_size, mode64 } from "./mode";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault, raise_gp } from "./fault";
-import { host_jit_compile, JIT_BRANCH_GP } from "./jit";
+import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP } from "./jit";
 import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
@@ -45,7 +45,7 @@ import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "..
 
 export const BLOCK_CODE_MAX: i32 = 64;
 export const B_HOST: usize = 0; // u32 host address of the first byte
-const B_MODE: usize = 4; // u8 mode_key() (0: empty slot)
+export const B_MODE: usize = 4; // u8 mode_key() (0: empty slot)
 export const B_N: usize = 5; // u8 instructions (0: the first one runs alone)
 export const B_LEN: usize = 6; // u8 code bytes covered
 export const B_INSNS: usize = 7; // u8 instructions (a fused uop holds two)
@@ -286,25 +286,38 @@ let resume_gen: u32 = 0;
 function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
   const insns = <i32>load<u8>(b + B_INSNS);
   const max = limit > insns ? limit / insns : 1;
+  store<u32>(VCPU + VCPU_JIT_STOP, 0);
   const nip = call_indirect<u64>(j, at, max);
-  const iters = <i32>load<u32>(b + B_ITERS);
-  let retired = iters * insns;
-  if (nip == JIT_BRANCH_GP) {
+  let retired = (<i32>load<u32>(b + B_ITERS) - 1) * insns; // the iterations before the last one
+  if ((nip & ~<u64>0xff) == JIT_STOP) {
+    // a memory access of uop i stopped it: a fault (uop i not retired), or an
+    // exit or a write to code after a store (retired)
+    const i = <i32>(nip & 0xff);
+    for (let k = 0; k < i; k++) retired += uop_insns(b + B_UOPS + (<usize>k << 6));
+    const u = b + B_UOPS + (<usize>i << 6);
+    if (faulted()) set_current(at + <u64>load<u16>(u + U_OFF), <i32>load<u16>(u + IC_OPCODE), at);
+    else {
+      retired += uop_insns(u);
+      block_next = i + 1 < <i32>load<u8>(b + B_N) ? at + <u64>load<u16>(u + 64 + U_OFF) : at + <u64>load<u8>(b + B_LEN);
+    }
+  } else if (nip == JIT_BRANCH_GP) {
     const u = b + B_UOPS + ((<usize>load<u8>(b + B_N) - 1) << 6);
-    const kind = <i32>load<u8>(u + U_KIND);
     let ip = at + <u64>load<u16>(u + U_OFF);
-    if (<u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST)) ip += <u64>load<u8>(u + IC_LEN);
-    retired--;
-    icount_add(retired);
-    stat_add(STAT_COMPILED_INSNS, <u64>retired);
+    if (uop_insns(u) == 2) ip += <u64>load<u8>(u + IC_LEN);
+    retired += insns - 1;
     set_current(ip, 0, ip);
     raise_gp(0);
-    return retired;
+  } else {
+    retired += insns;
+    block_next = nip;
   }
   icount_add(retired);
   stat_add(STAT_COMPILED_INSNS, <u64>retired);
-  block_next = nip;
   return retired;
+}
+@inline function uop_insns(u: usize): i32 {
+  const kind = <i32>load<u8>(u + U_KIND);
+  return <u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST) ? 2 : 1;
 }
 
 // Run blocks from RIP `at` as long as they chain: until `budget` would be

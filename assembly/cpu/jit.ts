@@ -13,10 +13,16 @@
 import { flags_store, cond } from "./flags";
 import { shift_arith } from "./shift";
 import { imul2 } from "./muldiv";
+import { read_sz, write_sz, exit_pending, code_written } from "./mem";
+import { faulted } from "./fault";
+import { set_current } from "./decode";
+import { VCPU, VCPU_JIT_STOP } from "./state";
 
 // What a compiled block returns when its final branch raised #GP (a
 // non-canonical target): no RIP can be this.
 export const JIT_BRANCH_GP: u64 = 0x8000_0000_0000_0001;
+// ... and when a memory access stopped it at uop i: JIT_STOP | i.
+export const JIT_STOP: u64 = 0x8000_0000_0000_1000;
 
 // host: compile block `b` of the vCPU at `vcpu`; returns a table index, 0 = not compiled
 @external("env", "jit_compile") export declare function host_jit_compile(b: usize, vcpu: usize): u32;
@@ -25,3 +31,18 @@ export function jit_flags_set(op: i32, size: i32, dst: u64, src: u64, res: u64):
 export function jit_cond(cc: i32): i32 { return cond(cc) ? 1 : 0; }
 export function jit_shift(op: i32, d: u64, count: u32, size: i32): u64 { return shift_arith(op, d, count, size); }
 export function jit_imul(a: u64, b: u64, size: i32): u64 { return imul2(a, b, size); }
+
+// Memory accesses of compiled blocks, through the core's paths (TLB, walks,
+// shadow faults, MMIO, PT_WRITE, dirty logging, the code map). A fault, a
+// pending exit or a write to code sets VCPU_JIT_STOP, and the compiled code
+// leaves at once.
+export function jit_ld(lin: u64, size: i32): u64 {
+  const v = read_sz(lin, size);
+  if (faulted()) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+  return v;
+}
+export function jit_st(lin: u64, size: i32, v: u64, ip: u64): void {
+  set_current(ip, 0, ip); // the PT_WRITE log names the storing instruction
+  write_sz(lin, size, v);
+  if (faulted() || exit_pending != 0 || code_written) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+}

@@ -131,6 +131,9 @@ export const VCPU_APIC_EVENTS: i32 = 624; // u32 APIC_EV_* bits: INIT / SIPI pos
 // the local APIC's IRR, 8 x u32 (set by senders with atomics): in the spare
 // room after the exit struct's fields (migrated with the exit struct's bytes)
 export const VCPU_APIC_IRR: i32 = 928;
+// u32: a compiled block's memory helper stopped it (a fault, an exit, code
+// written; cpu/jit.ts), in the same spare room
+export const VCPU_JIT_STOP: i32 = 1016;
 export const MP_STATE_RUNNABLE: u32 = 0;
 export const MP_STATE_UNINITIALIZED: u32 = 1; // an AP before INIT / SIPI
 export const MP_STATE_INIT_RECEIVED: u32 = 2; // wait-for-SIPI

@@ -27,8 +27,10 @@ const IMPORTS: Import[] = [
   { name: "cond", type: { params: [I32], results: [I32] } },
   { name: "shift", type: { params: [I32, I64, I32, I32], results: [I64] } },
   { name: "imul", type: { params: [I64, I64, I32], results: [I64] } },
+  { name: "ld", type: { params: [I64, I32], results: [I64] } },
+  { name: "st", type: { params: [I64, I32, I64, I64], results: [] } },
 ];
-const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3;
+const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3, F_LD = 4, F_ST = 5;
 
 /**
  * Flags a block has produced but not yet written to the core: an ALU op's
@@ -58,17 +60,19 @@ class Emitter {
   i64(v: bigint): void { this.op(Op.i64_const); sleb64(v, this.code); }
   i32(v: number): void { this.op(Op.i32_const); sleb32(v, this.code); }
   call(f: number): void { this.op(Op.call); uleb(f, this.code); }
-  /** A register's value, masked to 32 bits for size 4. */
+  /** A register's value, masked to 32 bits for size 4 (8 for size 1: the low byte). */
   readReg(r: number, size: number): void {
     if (!this.writtenRegs.has(r)) this.readRegs.add(r);
     this.get(this.reg(r));
     if (size === 4) { this.i64(M32); this.op(Op.i64_and); }
+    else if (size === 1) { this.i64(0xffn); this.op(Op.i64_and); }
   }
   markRead(r: number): void { if (!this.writtenRegs.has(r)) this.readRegs.add(r); this.reg(r); }
   /** Pop a value into a register (already zero-extended when size 4). */
   writeReg(r: number): void { this.set(this.reg(r)); this.writtenRegs.add(r); }
   sext(size: number): void {
     if (size === 4) { this.i64(32n); this.op(Op.i64_shl); this.i64(32n); this.op(Op.i64_shr_s); }
+    else if (size === 1) { this.i64(56n); this.op(Op.i64_shl); this.i64(56n); this.op(Op.i64_shr_s); }
   }
 }
 
@@ -76,6 +80,7 @@ export class BlockCompiler {
   compiled = 0;
   refused = 0;
   private readonly sentinel: bigint;
+  private readonly stop: bigint;
   constructor(
     private readonly memory: WebAssembly.Memory,
     private readonly table: WebAssembly.Table,
@@ -86,6 +91,7 @@ export class BlockCompiler {
     private readonly limit = 4096,
   ) {
     this.sentinel = BigInt.asUintN(64, (instance.exports.JIT_BRANCH_GP as WebAssembly.Global).value as bigint);
+    this.stop = BigInt.asUintN(64, (instance.exports.JIT_STOP as WebAssembly.Global).value as bigint);
   }
 
   /** Compile block `b` of the vCPU at `vcpu`: its table index, or 0 when it has other uops. */
@@ -96,7 +102,7 @@ export class BlockCompiler {
     const e = this.instance.exports;
     const bytes = moduleBytes(this.maxPages, IMPORTS, { params: [I64, I32], results: [I64] }, body.locals, body.code);
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul },
+      env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st },
     });
     const idx = this.table.grow(1);
     this.table.set(idx, inst.exports.f as (ip: bigint, max: number) => bigint);
@@ -161,10 +167,10 @@ export class BlockCompiler {
       if (cc & 1) body.op(Op.i32_eqz);
     };
     /** dst OP src at size (an ALU uop), flags kept as locals; the result written unless cmp/test. */
-    const alu = (a: number, aop: number, size: number, src: () => void): boolean => {
+    const alu = (a: number, aop: number, size: number, src: () => void, dst?: number): boolean => {
       if (aop === k.ALU_ADC || aop === k.ALU_SBB) return false;
-      const d = body.newLocal(), s = body.newLocal(), r = body.newLocal();
-      body.readReg(a, size); body.set(d);
+      const d = dst ?? body.newLocal(), s = body.newLocal(), r = body.newLocal();
+      if (dst === undefined) { body.readReg(a, size); body.set(d); }
       src(); body.set(s);
       body.get(d); body.get(s);
       let lfop: number;
@@ -175,16 +181,23 @@ export class BlockCompiler {
         case k.ALU_XOR: body.op(Op.i64_xor); lfop = k.LF_LOGIC!; break;
         default: body.op(Op.i64_sub); lfop = k.LF_SUB!; break; // sub, cmp
       }
-      if (size === 4) { body.i64(M32); body.op(Op.i64_and); }
+      if (size === 4) { body.i64(M32); body.op(Op.i64_and); } else if (size === 1) { body.i64(0xffn); body.op(Op.i64_and); }
       body.set(r);
-      if (aop !== k.ALU_CMP && aop !== k.ALU_TEST) { body.get(r); body.writeReg(a); }
+      if (aop !== k.ALU_CMP && aop !== k.ALU_TEST && dst === undefined) {
+        if (size === 1) { body.markRead(a); body.get(body.reg(a)); body.i64(~0xffn); body.op(Op.i64_and); body.get(r); body.op(Op.i64_or); }
+        else body.get(r);
+        body.writeReg(a);
+      }
       fl = { lfop, aop, size, d, s, r };
       produced = true;
       return true;
     };
     const nip = body.newLocal();
     const iters = body.newLocal(I32);
+    const stopAt = body.newLocal(I32); // the uop a memory access stopped at, -1: none
     body.i32(0); body.set(iters);
+    body.i32(-1); body.set(stopAt);
+    body.op(Op.block, Op.void); // stops leave through here
     body.op(Op.loop, Op.void);
     body.get(iters); body.i32(1); body.op(Op.i32_add); body.set(iters);
     /** nip = target of a near branch at operand size `opsize` (target on the stack). */
@@ -197,6 +210,46 @@ export class BlockCompiler {
       body.op(Op.select); body.set(nip);
     };
     const ipPlus = (delta: bigint): void => { body.get(0); body.i64(delta); body.op(Op.i64_add); };
+    const mode64 = (u8(b + k.B_MODE!) & 0x10) !== 0;
+    /** The linear address of uop `u`'s memory operand (uops.ts: uop_lin), into a new local. */
+    const linear = (u: number, next: bigint): number | undefined => {
+      if (u8(u + k.IC_ADDRSIZE!) === 2) return undefined;
+      const base = i8(u + k.IC_BASE!), index = i8(u + k.IC_INDEX!), scale = u8(u + k.IC_SCALE!), seg = u8(u + k.IC_SEG!);
+      body.i64(u64(u + k.IC_DISP!));
+      if (base >= 0) { body.readReg(base, 8); body.op(Op.i64_add); }
+      if (index >= 0) { body.readReg(index, 8); body.i64(BigInt(scale)); body.op(Op.i64_shl); body.op(Op.i64_add); }
+      if ((u8(u + k.IC_FLAGS!) & 8) !== 0) { ipPlus(next); body.op(Op.i64_add); }
+      if (u8(u + k.IC_ADDRSIZE!) === 4) { body.i64(M32); body.op(Op.i64_and); }
+      if (!mode64 || seg >= k.SEG_FS!) { // a segment base: read from the vCPU struct at run time
+        body.i32(vcpu + k.VCPU_SEGS! + seg * k.SEG_SIZE! + k.SEG_BASE!); body.op(Op.i64_load, 3, 0); body.op(Op.i64_add);
+        if (!mode64) { body.i64(M32); body.op(Op.i64_and); }
+      }
+      const l = body.newLocal(); body.set(l);
+      return l;
+    };
+    /** After a memory helper: leave through the stop path when it stopped the block (uop `i`). */
+    const checkStop = (i: number): void => {
+      body.i32(vcpu + k.VCPU_JIT_STOP!); body.op(Op.i32_load, 2, 0);
+      body.op(Op.if, Op.void);
+      if (fl) emitFlagsStore(fl); // the flags as they were before the instruction
+      body.i32(i); body.set(stopAt); body.op(Op.br, 2);
+      body.op(Op.end);
+    };
+    const load = (u: number, next: bigint, size: number, i: number): number | undefined => {
+      const lin = linear(u, next);
+      if (lin === undefined) return undefined;
+      const v = body.newLocal();
+      body.get(lin); body.i32(size); body.call(F_LD); body.set(v);
+      checkStop(i);
+      return v;
+    };
+    const store = (u: number, next: bigint, size: number, i: number, value: () => void, off: number): boolean => {
+      const lin = linear(u, next);
+      if (lin === undefined) return false;
+      body.get(lin); body.i32(size); value(); ipPlus(BigInt(off)); body.call(F_ST);
+      checkStop(i);
+      return true;
+    };
     let ended = false;
     for (let i = 0; i < n; i++) {
       const u = b + k.B_UOPS! + i * 64;
@@ -290,6 +343,52 @@ export class BlockCompiler {
           ended = true;
           break;
         case k.UOP_JMP: ipPlus(next + val); branchTarget(opsize); ended = true; break;
+        case k.UOP_LOAD64: case k.UOP_LOAD32: case k.UOP_LOAD_ZX8: {
+          const v = load(u, next, kind === k.UOP_LOAD64 ? 8 : kind === k.UOP_LOAD32 ? 4 : 1, i);
+          if (v === undefined) return undefined;
+          body.get(v); body.writeReg(a);
+          break;
+        }
+        case k.UOP_STORE64: case k.UOP_STORE32: case k.UOP_STORE8: {
+          const size = kind === k.UOP_STORE64 ? 8 : kind === k.UOP_STORE32 ? 4 : 1;
+          if (!store(u, next, size, i, () => body.readReg(a, size), off)) return undefined;
+          break;
+        }
+        case k.UOP_MOV_MI64: case k.UOP_MOV_MI32: case k.UOP_MOV_MI8: {
+          const size = kind === k.UOP_MOV_MI64 ? 8 : kind === k.UOP_MOV_MI32 ? 4 : 1;
+          if (!store(u, next, size, i, () => body.i64(val), off)) return undefined;
+          break;
+        }
+        case k.UOP_ALU_RM64: case k.UOP_ALU_RM32: {
+          const size = kind === k.UOP_ALU_RM64 ? 8 : 4;
+          const v = load(u, next, size, i);
+          if (v === undefined || !alu(a, c, size, () => body.get(v))) return undefined;
+          break;
+        }
+        case k.UOP_CMP_MI64: case k.UOP_CMP_MI32: case k.UOP_CMP_MI8: {
+          const size = kind === k.UOP_CMP_MI64 ? 8 : kind === k.UOP_CMP_MI32 ? 4 : 1;
+          const v = load(u, next, size, i);
+          if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(size === 8 ? val : val & (size === 4 ? M32 : 0xffn)), v)) return undefined;
+          break;
+        }
+        case k.UOP_ALU_RI8:
+          if (!alu(a, c, 1, () => body.i64(val & 0xffn))) return undefined;
+          break;
+        case k.UOP_FUSED_RI8: case k.UOP_FUSED_MI8: case k.UOP_FUSED_MI32: case k.UOP_FUSED_MI64: {
+          const size = kind === k.UOP_FUSED_MI64 ? 8 : kind === k.UOP_FUSED_MI32 ? 4 : 1;
+          const imm = size === 8 ? val : val & (size === 4 ? M32 : 0xffn);
+          if (kind === k.UOP_FUSED_RI8) { if (!alu(a, c, 1, () => body.i64(imm))) return undefined; }
+          else {
+            const v = load(u, next, size, i);
+            if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(imm), v)) return undefined;
+          }
+          const jnext = next + BigInt(u8(u + k.U_JLEN!));
+          cond(u8(u + k.U_CC!));
+          body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
+          branchTarget(u8(u + k.U_JSIZE!));
+          ended = true;
+          break;
+        }
         default: return undefined;
       }
       if (ended && i !== n - 1) return undefined; // a branch ends its block
@@ -300,17 +399,23 @@ export class BlockCompiler {
     body.op(Op.if, Op.void);
     if (readsIncoming && fl) emitFlagsStore(fl); // the next iteration reads the flags this one left
     body.op(Op.br, 1, Op.end, Op.end);
+    storeFlags(); // a stop stored the flags it left behind itself
+    body.op(Op.end); // the stop block
     body.i32(b + k.B_ITERS!); body.get(iters); body.op(Op.i32_store, 2, 0);
-    storeFlags();
-    // prologue: registers read before they are written; epilogue: registers written
+    // prologue: every register the block uses (a stop may leave from any
+    // iteration, so each written register must hold its value in every
+    // one); epilogue: the registers written
     for (const [r, l] of body.regs) {
-      if (!body.readRegs.has(r)) continue;
       e.i32(vcpu + k.VCPU_REGS! + r * 8); e.op(Op.i64_load, 3, 0); e.set(l);
     }
     for (const r of body.writtenRegs) {
       body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0);
     }
+    // nip, or JIT_STOP | uop index after a stop
+    body.i64(this.stop); body.get(stopAt); body.op(Op.i64_extend_i32_u); body.op(Op.i64_or);
     body.get(nip);
+    body.get(stopAt); body.i32(0); body.op(Op.i32_lt_s); body.op(Op.i32_eqz);
+    body.op(Op.select);
     return { locals: body.locals, code: [...e.code, ...body.code] };
   }
 }

@@ -12,7 +12,8 @@ import { TestCpu, CODE_ADDR } from "../support/longmode.js";
 import { Rng } from "../../src/fuzz/rng.js";
 
 const FLAGS = 0x8d5n; // OF SF ZF AF PF CF
-const DSTS = [0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]; // not rsp, not rcx (the loop counter)
+const DSTS = [0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]; // not rsp, rcx (the loop counter), r15 (the scratch base)
+const SCRATCH = 0x10000; // r15 points here: 256 bytes the memory forms use
 
 function rex(w: boolean, reg: number, rm: number, index = 0): number[] {
   const b = 0x40 | (w ? 8 : 0) | ((reg >> 3) << 2) | ((index >> 3) << 1) | (rm >> 3);
@@ -47,12 +48,33 @@ function insn(r: Rng): number[] {
   }
 }
 
+/** One random memory instruction on [r15 + disp8] (loads, stores, compares, ALU with a memory source). */
+function memInsn(r: Rng): number[] {
+  const w = r.chance(0.5);
+  const d = r.pick(DSTS);
+  const disp = r.int(0, 0xf0);
+  const m = (reg: number) => [0x47 | ((reg & 7) << 3), disp]; // modrm mod=01 rm=111 (with REX.B: r15), disp8
+  const rx = (wide: boolean, reg: number) => [0x41 | (wide ? 8 : 0) | ((reg >> 3) << 2)];
+  switch (r.int(0, 9)) {
+    case 0: return [...rx(w, d), 0x8b, ...m(d)]; // mov r, [m]
+    case 1: return [...rx(w, d), 0x89, ...m(d)]; // mov [m], r
+    case 2: return [...rx(false, d), 0x0f, 0xb6, ...m(d)]; // movzx r32, byte [m]
+    case 3: return [...rx(false, d), 0x88, ...m(d)]; // mov byte [m], r8
+    case 4: return [...rx(w, 0), 0xc7, ...m(0), r.int(0, 255), r.int(0, 255), 0, r.int(0, 255)]; // mov [m], imm32
+    case 5: return [...rx(false, 0), 0xc6, ...m(0), r.int(0, 255)]; // mov byte [m], imm8
+    case 6: return [...rx(w, 0), 0x83, ...m(7), r.int(0, 255)]; // cmp [m], imm8
+    case 7: return [...rx(false, 0), 0x80, ...m(7), r.int(0, 255)]; // cmp byte [m], imm8
+    case 8: return [...rx(w, d), r.pick([0x03, 0x0b, 0x23, 0x2b, 0x33, 0x3b]), ...m(d)]; // alu r, [m]
+    default: return [...rex(w, 0, d), 0x83, modrm(r.pick([0, 1, 4, 5, 6, 7]), d), r.int(0, 255)];
+  }
+}
+
 /** A loop of random instructions: `bytes` long bodies span several blocks; short ones are one block that branches to itself (the compiled loop). */
-function program(seed: number, bytes = 90): { code: number[]; perLoop: number } {
+function program(seed: number, bytes = 90, memory = false): { code: number[]; perLoop: number } {
   const r = new Rng(seed);
   const body: number[] = [];
   let n = 0;
-  while (body.length < bytes) { body.push(...insn(r)); n++; }
+  while (body.length < bytes) { body.push(...(memory && r.chance(0.4) ? memInsn(r) : insn(r))); n++; }
   // sub ecx, 1; jnz start (fused in one uop)
   const code = [...body, 0x83, 0xe9, 0x01];
   code.push(0x0f, 0x85, ...le32(-(code.length + 6)));
@@ -60,8 +82,8 @@ function program(seed: number, bytes = 90): { code: number[]; perLoop: number } 
 }
 function le32(v: number): number[] { return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]; }
 
-function runBoth(seed: number, loops: number, bytes?: number): { a: bigint[]; b: bigint[]; compiled: bigint } {
-  const { code, perLoop } = program(seed, bytes);
+function runBoth(seed: number, loops: number, bytes?: number, memory = false): { a: bigint[]; b: bigint[]; compiled: bigint } {
+  const { code, perLoop } = program(seed, bytes, memory);
   const out: bigint[][] = [];
   let compiled = 0n;
   for (const jit of [1, 0]) {
@@ -72,10 +94,12 @@ function runBoth(seed: number, loops: number, bytes?: number): { a: bigint[]; b:
     for (let i = 0; i < 16; i++) cpu.gpr[i] = BigInt(r.u32()) << 32n | BigInt(r.u32());
     cpu.gpr[1] = BigInt(loops);
     cpu.gpr[4] = 0x8000n;
+    cpu.gpr[15] = BigInt(SCRATCH);
+    cpu.write(SCRATCH, Uint8Array.from({ length: 256 }, () => r.int(0, 255)));
     cpu.rflags = 0x202n;
     cpu.rip = BigInt(CODE_ADDR);
     expect(cpu.run(loops * perLoop)).toBe("BUDGET");
-    out.push([...cpu.gpr, cpu.rip, cpu.rflags & FLAGS]);
+    out.push([...cpu.gpr, cpu.rip, cpu.rflags & FLAGS, ...new BigUint64Array(cpu.view(SCRATCH, 256).slice().buffer)]);
     if (jit) compiled = cpu.vcpu.stats().compiled_insns ?? 0n;
   }
   return { a: out[0]!, b: out[1]!, compiled };
@@ -90,6 +114,33 @@ describe("block compiler", () => {
       compiled += c;
     }
     expect(compiled).toBeGreaterThan(150n * 20n * 30n); // most of the loop ran compiled
+  });
+  it("loops with loads, stores and compares on memory end with the same registers, flags and memory", () => {
+    let compiled = 0n;
+    for (let seed = 2000; seed < 2150; seed++) {
+      const bytes = seed & 1 ? 30 : 80; // one-block loops and longer ones
+      const { a, b, compiled: c } = runBoth(seed, 60, bytes, true);
+      expect(a, `seed ${seed}: program ${program(seed, bytes, true).code.map((x) => x.toString(16).padStart(2, "0")).join(" ")}`).toEqual(b);
+      compiled += c;
+    }
+    expect(compiled).toBeGreaterThan(150n * 40n * 5n);
+  });
+  it("a fault in a compiled loop stops it at the faulting instruction, as the uops do", () => {
+    // loop: mov rax, [rdx]; add rdx, 0x1000; add rbx, rax; sub ecx, 1; jnz loop
+    // rdx walks up from 1 MiB and faults (#PF, no IDT: shutdown) past the 2 MiB identity map
+    const code = [0x48, 0x8b, 0x02, 0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, 0x48, 0x01, 0xc3, 0x83, 0xe9, 0x01, 0x75, 0xee];
+    const ends: unknown[] = [];
+    for (const jit of [1, 0]) {
+      const cpu = new TestCpu(undefined, { block_jit: jit });
+      cpu.enterLongModeUser();
+      cpu.write(CODE_ADDR, Uint8Array.from(code));
+      cpu.gpr[1] = 10_000n; cpu.gpr[2] = 0x100000n; cpu.gpr[3] = 0n;
+      cpu.rip = BigInt(CODE_ADDR);
+      expect(cpu.run(100_000)).toBe("SHUTDOWN");
+      ends.push([cpu.instructions, cpu.rip, [...cpu.gpr], cpu.vcpu.get64(cpu.vm.core.k.VCPU_CR2!), jit ? (cpu.vcpu.stats().compiled_insns ?? 0n) > 0n : true]);
+    }
+    expect(ends[0]).toEqual(ends[1]);
+    expect((ends[0] as unknown[])[3]).toBe(0x200000n);
   });
   it("a one-block loop runs inside the compiled function and ends the same", () => {
     let compiled = 0n;
