@@ -12,7 +12,7 @@
 // core keeps, and the operations whose flags are set eagerly here.
 import { flags_store, cond } from "./flags";
 import { shift_arith } from "./shift";
-import { imul2 } from "./muldiv";
+import { imul2, div, idiv } from "./muldiv";
 import { read_sz, write_sz, exit_pending, code_written } from "./mem";
 import { faulted } from "./fault";
 import { set_current } from "./decode";
@@ -45,4 +45,10 @@ export function jit_st(lin: u64, size: i32, v: u64, ip: u64): void {
   set_current(ip, 0, ip); // the PT_WRITE log names the storing instruction
   write_sz(lin, size, v);
   if (faulted() || exit_pending != 0 || code_written) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+}
+// div / idiv of rdx:rax by `src` (registers written back by the caller
+// first, read back after); #DE stops the block.
+export function jit_div(src: u64, size: i32, signed: i32): void {
+  if (signed != 0) idiv(src, size); else div(src, size);
+  if (faulted()) store<u32>(VCPU + VCPU_JIT_STOP, 1);
 }

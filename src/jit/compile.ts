@@ -29,8 +29,9 @@ const IMPORTS: Import[] = [
   { name: "imul", type: { params: [I64, I64, I32], results: [I64] } },
   { name: "ld", type: { params: [I64, I32], results: [I64] } },
   { name: "st", type: { params: [I64, I32, I64, I64], results: [] } },
+  { name: "div", type: { params: [I64, I32, I32], results: [] } },
 ];
-const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3, F_LD = 4, F_ST = 5;
+const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3, F_LD = 4, F_ST = 5, F_DIV = 6;
 
 /**
  * Flags a block has produced but not yet written to the core: an ALU op's
@@ -102,7 +103,7 @@ export class BlockCompiler {
     const e = this.instance.exports;
     const bytes = moduleBytes(this.maxPages, IMPORTS, { params: [I64, I32], results: [I64] }, body.locals, body.code);
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st },
+      env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div },
     });
     const idx = this.table.grow(1);
     this.table.set(idx, inst.exports.f as (ip: bigint, max: number) => bigint);
@@ -387,6 +388,17 @@ export class BlockCompiler {
           body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
           branchTarget(u8(u + k.U_JSIZE!));
           ended = true;
+          break;
+        }
+        case k.UOP_DIV: case k.UOP_IDIV: {
+          // the core divides rdx:rax in the vCPU struct: write them back, call, read them back
+          const size = rb;
+          const src = body.newLocal();
+          body.readReg(a, size); body.set(src);
+          for (const r of [0, 2]) { body.markRead(r); body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0); }
+          body.get(src); body.i32(size); body.i32(kind === k.UOP_IDIV ? 1 : 0); body.call(F_DIV);
+          checkStop(i); // #DE: rax and rdx untouched, as stored
+          for (const r of [0, 2]) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
           break;
         }
         default: return undefined;
