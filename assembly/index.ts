@@ -23,6 +23,6 @@ export { UOP_GENERIC, UOP_NOP, UOP_MOV_RR64, UOP_MOV_RR32, UOP_MOV_RI, UOP_ALU_R
 export {
   IC_LEN, IC_OPCODE, IC_FLAGS, IC_OPSIZE, IC_ADDRSIZE, IC_BASE, IC_INDEX, IC_SCALE, IC_DISP, IC_SEG,
 } from "./cpu/decode";
-export { LF_ADD, LF_SUB, LF_LOGIC } from "./cpu/flags";
+export { LF_ADD, LF_SUB, LF_LOGIC, lf_op, lf_size, lf_dst, lf_src, lf_res } from "./cpu/flags";
 export { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP } from "./cpu/alu";
-export { JIT_BRANCH_GP, JIT_STOP, jit_flags_set, jit_cond, jit_shift, jit_imul, jit_ld, jit_st, jit_div } from "./cpu/jit";
+export { JIT_BRANCH_GP, JIT_STOP, jit_cond, jit_shift, jit_imul, jit_ld, jit_st, jit_div } from "./cpu/jit";

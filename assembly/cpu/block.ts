@@ -280,14 +280,13 @@ let resume_gen: u32 = 0;
 
 // A compiled block (cpu/jit.ts) retires all its instructions, unless its
 // final branch faults (#GP on a non-canonical target). A block that branches
-// back to its own start loops inside the compiled function, up to as many
-// iterations as `limit` instructions allow (at least one), and reports how
-// many it started in B_ITERS.
+// back to its own start loops inside the compiled function while its
+// instructions fit in `limit` (the first iteration always runs), and reports
+// how many iterations it started in B_ITERS.
 function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
   const insns = <i32>load<u8>(b + B_INSNS);
-  const max = limit > insns ? limit / insns : 1;
   store<u32>(VCPU + VCPU_JIT_STOP, 0);
-  const nip = call_indirect<u64>(j, at, max);
+  const nip = call_indirect<u64>(j, at, limit);
   let retired = (<i32>load<u32>(b + B_ITERS) - 1) * insns; // the iterations before the last one
   if ((nip & ~<u64>0xff) == JIT_STOP) {
     // a memory access of uop i stopped it: a fault (uop i not retired), or an

@@ -17,11 +17,12 @@ export const LF_INC: i32 = 6; // CF preserved in eflags
 export const LF_DEC: i32 = 7; // CF preserved in eflags
 
 export let eflags: u32 = 2;
-let lf_op: i32 = LF_NONE;
-let lf_size: i32 = 4;
-let lf_dst: u64 = 0;
-let lf_src: u64 = 0;
-let lf_res: u64 = 0;
+// exported (as mutable globals): compiled blocks (src/jit/) set them directly
+export let lf_op: i32 = LF_NONE;
+export let lf_size: i32 = 4;
+export let lf_dst: u64 = 0;
+export let lf_src: u64 = 0;
+export let lf_res: u64 = 0;
 let lf_cin: u64 = 0; // carry in for ADC / SBB
 
 @inline export function size_mask(size: i32): u64 {
@@ -42,10 +43,6 @@ let lf_cin: u64 = 0; // carry in for ADC / SBB
 }
 @inline export function flags_sbb(dst: u64, src: u64, res: u64, size: i32, cin: u64): void {
   lf_op = LF_SBB; lf_size = size; lf_dst = dst; lf_src = src; lf_res = res & size_mask(size); lf_cin = cin;
-}
-// The lazy state as compiled blocks leave it (cpu/jit.ts).
-export function flags_store(op: i32, size: i32, dst: u64, src: u64, res: u64): void {
-  lf_op = op; lf_size = size; lf_dst = dst; lf_src = src; lf_res = res;
 }
 @inline export function flags_logic(res: u64, size: i32): void {
   lf_op = LF_LOGIC; lf_size = size; lf_res = res & size_mask(size); lf_dst = 0; lf_src = 0;

@@ -8,9 +8,10 @@
 // only where they are read; it ends by writing registers and the lazy flags
 // back, so everything else sees the state the uops would have left.
 //
-// The helpers below are what compiled code calls back into: the flags the
-// core keeps, and the operations whose flags are set eagerly here.
-import { flags_store, cond } from "./flags";
+// The helpers below are what compiled code calls back into: conditions on
+// the core's flags, the operations whose flags are set eagerly here, memory
+// accesses; the lazy flags themselves are exported globals it sets directly.
+import { cond } from "./flags";
 import { shift_arith } from "./shift";
 import { imul2, div, idiv } from "./muldiv";
 import { read_sz, write_sz, exit_pending, code_written } from "./mem";
@@ -27,7 +28,6 @@ export const JIT_STOP: u64 = 0x8000_0000_0000_1000;
 // host: compile block `b` of the vCPU at `vcpu`; returns a table index, 0 = not compiled
 @external("env", "jit_compile") export declare function host_jit_compile(b: usize, vcpu: usize): u32;
 
-export function jit_flags_set(op: i32, size: i32, dst: u64, src: u64, res: u64): void { flags_store(op, size, dst, src, res); }
 export function jit_cond(cc: i32): i32 { return cond(cc) ? 1 : 0; }
 export function jit_shift(op: i32, d: u64, count: u32, size: i32): u64 { return shift_arith(op, d, count, size); }
 export function jit_imul(a: u64, b: u64, size: i32): u64 { return imul2(a, b, size); }

@@ -9,7 +9,8 @@
  *
  * Generated code: guest registers live in locals (loaded once, written back
  * once); a block that branches back to its own start loops inside the
- * function, as many times as the core allows (its second parameter), and
+ * function, as long as its instructions fit the core's limit (its second
+ * parameter; the first iteration always runs), and
  * stores how many iterations it started in the block's B_ITERS; an ALU op's flags stay as three locals (dst, src, result) until a
  * condition reads them, inline when it can be decided from them (as the
  * fused uops do), and are written to the core's lazy flags only at the end
@@ -17,13 +18,12 @@
  * which sets their flags eagerly, exactly as the uops do. The record layout
  * and the uop kinds come from the core's exports, never from copies here.
  */
-import { moduleBytes, Op, I32, I64, uleb, sleb64, sleb32, type Import } from "./wasm.js";
+import { moduleBytes, Op, I32, I64, uleb, sleb64, sleb32, type Import, type GlobalImport } from "./wasm.js";
 
 type K = Readonly<Record<string, number>>;
 
 const M32 = 0xffffffffn;
 const IMPORTS: Import[] = [
-  { name: "flags_set", type: { params: [I32, I32, I64, I64, I64], results: [] } },
   { name: "cond", type: { params: [I32], results: [I32] } },
   { name: "shift", type: { params: [I32, I64, I32, I32], results: [I64] } },
   { name: "imul", type: { params: [I64, I64, I32], results: [I64] } },
@@ -31,7 +31,10 @@ const IMPORTS: Import[] = [
   { name: "st", type: { params: [I64, I32, I64, I64], results: [] } },
   { name: "div", type: { params: [I64, I32, I32], results: [] } },
 ];
-const F_FLAGS = 0, F_COND = 1, F_SHIFT = 2, F_IMUL = 3, F_LD = 4, F_ST = 5, F_DIV = 6;
+// the core's lazy flags (assembly/cpu/flags.ts), set directly at a block's end
+const GLOBALS: GlobalImport[] = [{ name: "lf_op", type: I32 }, { name: "lf_size", type: I32 }, { name: "lf_dst", type: I64 }, { name: "lf_src", type: I64 }, { name: "lf_res", type: I64 }];
+const G_OP = 0, G_SIZE = 1, G_DST = 2, G_SRC = 3, G_RES = 4;
+const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5;
 
 /**
  * Flags a block has produced but not yet written to the core: an ALU op's
@@ -101,9 +104,10 @@ export class BlockCompiler {
     const body = this.generate(b, vcpu);
     if (!body) { this.refused++; return 0; }
     const e = this.instance.exports;
-    const bytes = moduleBytes(this.maxPages, IMPORTS, { params: [I64, I32], results: [I64] }, body.locals, body.code);
+    const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code);
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.memory, flags_set: e.jit_flags_set, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div },
+      env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div,
+        lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res },
     });
     const idx = this.table.grow(1);
     this.table.set(idx, inst.exports.f as (ip: bigint, max: number) => bigint);
@@ -117,7 +121,7 @@ export class BlockCompiler {
     const dv = new DataView(this.memory.buffer);
     const u8 = (a: number) => dv.getUint8(a), i8 = (a: number) => dv.getInt8(a), u16 = (a: number) => dv.getUint16(a, true);
     const u64 = (a: number) => dv.getBigUint64(a, true);
-    const n = u8(b + k.B_N!), len = u8(b + k.B_LEN!);
+    const n = u8(b + k.B_N!), len = u8(b + k.B_LEN!), insnsPer = u8(b + k.B_INSNS!);
     const e = new Emitter(k); // the prologue's code (register loads); locals are body's
     const body = new Emitter(k);
     let fl: Flags | undefined;
@@ -127,9 +131,10 @@ export class BlockCompiler {
       if (f.call === "shift") { body.i32(f.aop); body.get(f.d); body.i32(f.count!); body.i32(f.size); body.call(F_SHIFT); body.op(Op.drop); return; }
       if (f.call === "imul") { body.get(f.d); body.get(f.s); body.i32(f.size); body.call(F_IMUL); body.op(Op.drop); return; }
       const logic = f.lfop === k.LF_LOGIC;
-      body.i32(f.lfop); body.i32(f.size);
-      if (logic) { body.i64(0n); body.i64(0n); } else { body.get(f.d); body.get(f.s); }
-      body.get(f.r); body.call(F_FLAGS);
+      const gset = (g: number): void => { body.op(Op.global_set); uleb(g, body.code); };
+      body.i32(f.lfop); gset(G_OP); body.i32(f.size); gset(G_SIZE);
+      if (logic) { body.i64(0n); gset(G_DST); body.i64(0n); gset(G_SRC); } else { body.get(f.d); gset(G_DST); body.get(f.s); gset(G_SRC); }
+      body.get(f.r); gset(G_RES);
     };
     const storeFlags = (): void => {
       if (!fl) return;
@@ -407,7 +412,8 @@ export class BlockCompiler {
     }
     if (!ended) { ipPlus(BigInt(len)); body.set(nip); }
     // back to the start while the block branches to itself and the core allows more
-    body.get(nip); body.get(0); body.op(Op.i64_eq); body.get(iters); body.get(1); body.op(Op.i32_lt_s); body.op(Op.i32_and);
+    // another iteration while (iters + 1) * insns <= limit, i.e. iters * insns < limit - insns + 1
+    body.get(nip); body.get(0); body.op(Op.i64_eq); body.get(iters); body.i32(insnsPer); body.op(Op.i32_mul); body.get(1); body.i32(insnsPer); body.op(Op.i32_sub); body.op(Op.i32_le_s); body.op(Op.i32_and);
     body.op(Op.if, Op.void);
     if (readsIncoming && fl) emitFlagsStore(fl); // the next iteration reads the flags this one left
     body.op(Op.br, 1, Op.end, Op.end);

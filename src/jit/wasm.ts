@@ -10,12 +10,12 @@ export const I32 = 0x7f, I64 = 0x7e;
 export const Op = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, return: 0x0f,
   call: 0x10, drop: 0x1a, select: 0x1b,
-  local_get: 0x20, local_set: 0x21, local_tee: 0x22,
+  local_get: 0x20, local_set: 0x21, local_tee: 0x22, global_set: 0x24,
   i32_load: 0x28, i64_load: 0x29, i32_store: 0x36, i64_store: 0x37,
   i32_const: 0x41, i64_const: 0x42,
-  i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47, i32_lt_s: 0x48,
+  i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47, i32_lt_s: 0x48, i32_le_s: 0x4c,
   i64_eqz: 0x50, i64_eq: 0x51, i64_ne: 0x52, i64_lt_s: 0x53, i64_lt_u: 0x54, i64_gt_s: 0x55, i64_gt_u: 0x56, i64_le_s: 0x57, i64_le_u: 0x58,
-  i32_add: 0x6a, i32_and: 0x71, i32_or: 0x72, i32_xor: 0x73,
+  i32_add: 0x6a, i32_sub: 0x6b, i32_mul: 0x6c, i32_and: 0x71, i32_or: 0x72, i32_xor: 0x73,
   i64_add: 0x7c, i64_sub: 0x7d, i64_mul: 0x7e, i64_and: 0x83, i64_or: 0x84, i64_xor: 0x85, i64_shl: 0x86, i64_shr_s: 0x87, i64_shr_u: 0x88,
   i32_wrap_i64: 0xa7, i64_extend_i32_u: 0xad,
   void: 0x40,
@@ -55,13 +55,15 @@ function name(s: string, out: number[]): void {
 
 export interface FuncType { params: number[]; results: number[] }
 export interface Import { name: string; type: FuncType }
+/** A mutable global imported from "env" (global indexes follow this order). */
+export interface GlobalImport { name: string; type: number }
 
 /**
- * Module bytes: imports "env.memory" (shared, `maxPages`) and `imports` (as
- * functions 0..n-1), defines one function of `type` with `locals` (types)
+ * Module bytes: imports "env.memory" (shared, `maxPages`), `imports` (as
+ * functions 0..n-1) and `globals` (mutable, 0..m-1), defines one function of `type` with `locals` (types)
  * and `body` (its code, without the final `end`), exported as "f".
  */
-export function moduleBytes(maxPages: number, imports: Import[], type: FuncType, locals: number[], body: number[]): Uint8Array<ArrayBuffer> {
+export function moduleBytes(maxPages: number, imports: Import[], globals: GlobalImport[], type: FuncType, locals: number[], body: number[]): Uint8Array<ArrayBuffer> {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const types = [...imports.map((i) => i.type), type];
   const t: number[] = [];
@@ -73,9 +75,10 @@ export function moduleBytes(maxPages: number, imports: Import[], type: FuncType,
   }
   section(1, t, out);
   const im: number[] = [];
-  uleb(imports.length + 1, im);
+  uleb(imports.length + globals.length + 1, im);
   name("env", im); name("memory", im); im.push(0x02, 0x03); uleb(1, im); uleb(maxPages, im);
   imports.forEach((i, n) => { name("env", im); name(i.name, im); im.push(0x00); uleb(n, im); });
+  for (const g of globals) { name("env", im); name(g.name, im); im.push(0x03, g.type, 0x01); }
   section(2, im, out);
   const fs: number[] = [];
   uleb(1, fs); uleb(imports.length, fs);
