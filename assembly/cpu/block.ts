@@ -206,9 +206,7 @@ export let block_next: u64 = 0;
 // Run block `b` entered at RIP `at`; returns the instructions retired. After
 // a fault ip_start is the faulting instruction (not retired), else
 // block_next is where to go on.
-function block_run(b: usize, at: u64, limit: i32): i32 {
-  const j = load<u32>(b + B_JIT);
-  if (j != 0) return block_run_compiled(b, at, j, limit);
+function block_run(b: usize, at: u64): i32 {
   const hot = load<u32>(b + B_HOT) + 1;
   store<u32>(b + B_HOT, hot);
   if (hot == load<u32>(VMB + VM_KNOB_BLOCK_JIT)) { // the knob is the threshold (0: never)
@@ -283,7 +281,7 @@ let resume_gen: u32 = 0;
 // back to its own start loops inside the compiled function while its
 // instructions fit in `limit` (the first iteration always runs), and reports
 // how many iterations it started in B_ITERS.
-function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
+@inline function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
   const insns = <i32>load<u8>(b + B_INSNS);
   store<u32>(VCPU + VCPU_JIT_STOP, 0);
   const nip = call_indirect<u64>(j, at, limit);
@@ -311,7 +309,6 @@ function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
     block_next = nip;
   }
   icount_add(retired);
-  stat_add(STAT_COMPILED_INSNS, <u64>retired);
   return retired;
 }
 @inline function uop_insns(u: usize): i32 {
@@ -333,10 +330,16 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
   if (resume_b != 0 && resume_nip == at && resume_gen == fetch_gen) b = block_follow(resume_b, resume_ip, at);
   else { set_current(ip, 0, ip); b = block_find(ip); }
   resume_b = 0;
+  let compiled = 0; // instructions retired by compiled blocks (counted once, at the end)
   while (b != 0) {
-    if (<i32>load<u8>(b + B_INSNS) > budget - done) break; // the tail of a slice runs one at a time
     const room = budget - done;
-    const r = block_run(b, ip, stop_at - ic < <u64>room ? <i32>(stop_at - ic) : room);
+    if (<i32>load<u8>(b + B_INSNS) > room) break; // the tail of a slice runs one at a time
+    const j = load<u32>(b + B_JIT);
+    let r: i32;
+    if (j != 0) {
+      r = block_run_compiled(b, ip, j, stop_at - ic < <u64>room ? <i32>(stop_at - ic) : room);
+      compiled += r;
+    } else r = block_run(b, ip);
     done += r;
     ic += <u64>r;
     if (faulted() || exit_pending != 0) break;
@@ -347,5 +350,6 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
     b = block_follow(b, ip, nip);
     ip = nip;
   }
+  if (compiled != 0) stat_add(STAT_COMPILED_INSNS, <u64>compiled);
   return done;
 }
