@@ -104,7 +104,7 @@ export class BlockCompiler {
     const body = this.generate(b, vcpu);
     if (!body) { this.refused++; return 0; }
     const e = this.instance.exports;
-    const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code);
+    const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code, "jit/block");
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div,
         lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res },

@@ -61,9 +61,10 @@ export interface GlobalImport { name: string; type: number }
 /**
  * Module bytes: imports "env.memory" (shared, `maxPages`), `imports` (as
  * functions 0..n-1) and `globals` (mutable, 0..m-1), defines one function of `type` with `locals` (types)
- * and `body` (its code, without the final `end`), exported as "f".
+ * and `body` (its code, without the final `end`), exported as "f" and
+ * named `fname` for profilers.
  */
-export function moduleBytes(maxPages: number, imports: Import[], globals: GlobalImport[], type: FuncType, locals: number[], body: number[]): Uint8Array<ArrayBuffer> {
+export function moduleBytes(maxPages: number, imports: Import[], globals: GlobalImport[], type: FuncType, locals: number[], body: number[], fname = "f"): Uint8Array<ArrayBuffer> {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const types = [...imports.map((i) => i.type), type];
   const t: number[] = [];
@@ -93,5 +94,12 @@ export function moduleBytes(maxPages: number, imports: Import[], globals: Global
   const code: number[] = [];
   uleb(1, code); uleb(fb.length, code); code.push(...fb);
   section(10, code, out);
+  // a "name" section, so profiles show `fname` for the function
+  const names: number[] = [];
+  name("name", names);
+  const fnames: number[] = [];
+  uleb(1, fnames); uleb(imports.length, fnames); name(fname, fnames);
+  names.push(1); uleb(fnames.length, names); names.push(...fnames);
+  section(0, names, out);
   return new Uint8Array(out) as Uint8Array<ArrayBuffer>;
 }
