@@ -2,21 +2,26 @@
  * The block compiler (issue 12): turns a hot block of the WASM core's block
  * cache (assembly/cpu/block.ts) into a WebAssembly function and installs it
  * in the core's function table; the core calls it by call_indirect from then
- * on (assembly/cpu/jit.ts). Only blocks made of register uops are compiled:
- * they cannot fault (but for #GP on a final branch to a non-canonical
- * address), touch memory other than the vCPU's registers, or exit, so a
- * compiled block always retires all of its instructions.
+ * on (assembly/cpu/jit.ts). A block is compiled only if every uop is one this
+ * file knows; anything else keeps running as uops.
  *
- * Generated code: guest registers live in locals (loaded once, written back
- * once); a block that branches back to its own start loops inside the
- * function, as long as its instructions fit the core's limit (its second
- * parameter; the first iteration always runs), and
- * stores how many iterations it started in the block's B_ITERS; an ALU op's flags stay as three locals (dst, src, result) until a
- * condition reads them, inline when it can be decided from them (as the
- * fused uops do), and are written to the core's lazy flags only at the end
- * or before a helper that needs them. Shifts and multiplies call the core,
- * which sets their flags eagerly, exactly as the uops do. The record layout
- * and the uop kinds come from the core's exports, never from copies here.
+ * Generated code: guest registers live in locals (all the block uses loaded
+ * at entry, the written ones stored at exit). An ALU op's flags stay as three
+ * locals (dst, src, result) that a later condition reads inline when it can
+ * be decided from them (as the fused uops do), and reach the core's lazy
+ * flags (exported globals) only at the end or before a core helper that
+ * reads them. Shifts and imul are computed inline; their flags, which the
+ * core defines eagerly, are materialised by calling the core on the saved
+ * operands only if nothing overwrote them. A block that branches back to its
+ * own start loops inside the function while its instructions fit the limit
+ * the core passes (the first iteration always runs) and stores how many
+ * iterations it started in the block's B_ITERS. Loads, stores and div go
+ * through core helpers; when one stops the block (a fault, an exit, a write
+ * to code: VCPU_JIT_STOP) the function returns JIT_STOP | uop index with
+ * registers and flags as they were before that uop (after it, for a store
+ * that did happen), and a final branch to a non-canonical target returns
+ * JIT_BRANCH_GP. The record layout and the uop kinds come from the core's
+ * exports, never from copies here.
  */
 import { moduleBytes, Op, I32, I64, uleb, sleb64, sleb32, type Import, type GlobalImport } from "./wasm.js";
 
@@ -48,9 +53,7 @@ class Emitter {
   code: number[] = [];
   locals: number[] = []; // types of locals after the parameter
   private regLocal = new Map<number, number>();
-  readRegs = new Set<number>();
   writtenRegs = new Set<number>();
-  constructor(private readonly k: K) {}
   newLocal(type = I64): number { this.locals.push(type); return this.locals.length + 1; } // locals 0 and 1 are the parameters
   reg(r: number): number {
     let l = this.regLocal.get(r);
@@ -66,12 +69,12 @@ class Emitter {
   call(f: number): void { this.op(Op.call); uleb(f, this.code); }
   /** A register's value, masked to 32 bits for size 4 (8 for size 1: the low byte). */
   readReg(r: number, size: number): void {
-    if (!this.writtenRegs.has(r)) this.readRegs.add(r);
     this.get(this.reg(r));
     if (size === 4) { this.i64(M32); this.op(Op.i64_and); }
     else if (size === 1) { this.i64(0xffn); this.op(Op.i64_and); }
   }
-  markRead(r: number): void { if (!this.writtenRegs.has(r)) this.readRegs.add(r); this.reg(r); }
+  /** Use register r (every register a block uses is loaded at entry). */
+  markRead(r: number): void { this.reg(r); }
   /** Pop a value into a register (already zero-extended when size 4). */
   writeReg(r: number): void { this.set(this.reg(r)); this.writtenRegs.add(r); }
   sext(size: number): void {
@@ -122,8 +125,8 @@ export class BlockCompiler {
     const u8 = (a: number) => dv.getUint8(a), i8 = (a: number) => dv.getInt8(a), u16 = (a: number) => dv.getUint16(a, true);
     const u64 = (a: number) => dv.getBigUint64(a, true);
     const n = u8(b + k.B_N!), len = u8(b + k.B_LEN!), insnsPer = u8(b + k.B_INSNS!);
-    const e = new Emitter(k); // the prologue's code (register loads); locals are body's
-    const body = new Emitter(k);
+    const e = new Emitter(); // the prologue's code (register loads); locals are body's
+    const body = new Emitter();
     let fl: Flags | undefined;
     let produced = false; // a flag producer ran earlier in the block
     let readsIncoming = false; // a condition read the flags the block was entered with
