@@ -353,6 +353,7 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
   episode = -1;
   try {
     res.compiledInsns = Number(vcpu.stats().compiled_insns ?? 0n);
+    if (vm.core.jit.errors.length) find("js-exception", `the block compiler failed: ${vm.core.jit.errors[0]}`);
     digest.update(stateLine(vm, vcpu));
     digest.update(new Uint8Array(vm.memory.buffer, vcpu.base + k.VCPU_REGS, 16 * 8)); // rax..r15
     digest.update(new Uint8Array(vm.memory.buffer, vm.ramBase, ramSize));

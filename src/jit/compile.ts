@@ -101,9 +101,22 @@ export class BlockCompiler {
     this.stop = BigInt.asUintN(64, (instance.exports.JIT_STOP as WebAssembly.Global).value as bigint);
   }
 
+  /** What went wrong compiling (a bug: the block then keeps running as uops); the fuzzer reports it. */
+  readonly errors: string[] = [];
+
   /** Compile block `b` of the vCPU at `vcpu`: its table index, or 0 when it has other uops. */
   compile(b: number, vcpu: number): number {
     if (this.compiled >= this.limit) return 0;
+    try {
+      return this.install(b, vcpu);
+    } catch (e) {
+      // never let an exception unwind through the core's run(): it is mid-instruction
+      if (this.errors.length < 16) this.errors.push(`block at 0x${b.toString(16)}: ${(e as Error).message}`);
+      return 0;
+    }
+  }
+
+  private install(b: number, vcpu: number): number {
     const body = this.generate(b, vcpu);
     if (!body) { this.refused++; return 0; }
     const e = this.instance.exports;

@@ -100,6 +100,7 @@ function runBoth(seed: number, loops: number, bytes?: number, memory = false): {
     cpu.rip = BigInt(CODE_ADDR);
     expect(cpu.run(loops * perLoop)).toBe("BUDGET");
     out.push([...cpu.gpr, cpu.rip, cpu.rflags & FLAGS, ...new BigUint64Array(cpu.view(SCRATCH, 256).slice().buffer)]);
+    expect(cpu.vm.core.jit.errors).toEqual([]);
     if (jit) compiled = cpu.vcpu.stats().compiled_insns ?? 0n;
   }
   return { a: out[0]!, b: out[1]!, compiled };
