@@ -272,6 +272,13 @@ export class BlockCompiler {
       checkStop(i);
       return true;
     };
+    /** The jcc half of a fused uop: nip = taken ? target : the instruction after the jcc. */
+    const fusedBranch = (u: number, next: bigint): void => {
+      const jnext = next + BigInt(u8(u + k.U_JLEN!));
+      cond(u8(u + k.U_CC!));
+      body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
+      branchTarget(u8(u + k.U_JSIZE!)); // only the taken side can be non-canonical
+    };
     let ended = false;
     for (let i = 0; i < n; i++) {
       const u = b + k.B_UOPS! + i * 64;
@@ -350,11 +357,7 @@ export class BlockCompiler {
           const size = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RI64 ? 8 : 4;
           const rr = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RR32;
           if (!alu(a, c, size, rr ? () => body.readReg(rb, size) : () => body.i64(size === 4 ? val & M32 : val))) return undefined;
-          const jnext = next + BigInt(u8(u + k.U_JLEN!));
-          cond(u8(u + k.U_CC!));
-          body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
-          // only the taken side can be non-canonical; the fall-through is the next instruction
-          branchTarget(u8(u + k.U_JSIZE!));
+          fusedBranch(u, next);
           ended = true;
           break;
         }
@@ -404,10 +407,7 @@ export class BlockCompiler {
             const v = load(u, next, size, i);
             if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(imm), v)) return undefined;
           }
-          const jnext = next + BigInt(u8(u + k.U_JLEN!));
-          cond(u8(u + k.U_CC!));
-          body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
-          branchTarget(u8(u + k.U_JSIZE!));
+          fusedBranch(u, next);
           ended = true;
           break;
         }
