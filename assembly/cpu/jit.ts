@@ -1,9 +1,10 @@
 // Compiling hot blocks to WebAssembly (the host side is src/jit/). A block
 // that has run as often as the block_jit knob says (VM_KNOB_BLOCK_JIT,
-// default 64; 0 = never) and holds only register uops is handed to
-// the host once (an imported call per compile, never per run); the host
-// emits a function over the block's uop records and puts it in the shared
-// function table, and block.ts calls it through call_indirect from then on.
+// default 1024: a compile costs ~0.3-1 ms, so lukewarm blocks are not worth
+// it; 0 = never) is handed to the host once (an imported call per compile,
+// never per run); if the host knows all its uops it emits a function over
+// the block's records and puts it in the shared function table, and
+// block.ts calls it through call_indirect from then on.
 // The compiled function keeps guest registers in locals and computes flags
 // only where they are read; it ends by writing registers and the lazy flags
 // back, so everything else sees the state the uops would have left.
