@@ -99,6 +99,11 @@ export function run(budget: i32): i32 {
       external_interrupt(irq);
       reason = after_delivery(rip());
       if (reason != 0) break;
+      // as after an exception: a frame pushed onto a page table (PT_WRITE) or
+      // into MMIO exits before the next instruction (found by the block
+      // compiler's differential, seed 5515: one path ran one instruction on,
+      // a compiled block a whole block)
+      if (exit_pending != 0) { reason = exit_pending; break; }
       continue;
     }
     if (load<u32>(VCPU + VCPU_HALTED) != 0) { reason = EXIT_HLT; break; }

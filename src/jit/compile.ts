@@ -141,8 +141,6 @@ export class BlockCompiler {
     const e = new Emitter(); // the prologue's code (register loads); locals are body's
     const body = new Emitter();
     let fl: Flags | undefined;
-    let produced = false; // a flag producer ran earlier in the block
-    let readsIncoming = false; // a condition read the flags the block was entered with
     const emitFlagsStore = (f: Flags): void => {
       if (f.call === "shift") { body.i32(f.aop); body.get(f.d); body.i32(f.count!); body.i32(f.size); body.call(F_SHIFT); body.op(Op.drop); return; }
       if (f.call === "imul") { body.get(f.d); body.get(f.s); body.i32(f.size); body.call(F_IMUL); body.op(Op.drop); return; }
@@ -181,7 +179,6 @@ export class BlockCompiler {
           default: body.get(f.r); body.op(Op.i64_eqz); sign(f.r, f.size); body.op(Op.i32_or); break;
         }
       } else {
-        if (!produced) readsIncoming = true;
         storeFlags();
         body.i32(cc); body.call(F_COND);
         return;
@@ -211,7 +208,6 @@ export class BlockCompiler {
         body.writeReg(a);
       }
       fl = { lfop, aop, size, d, s, r };
-      produced = true;
       return true;
     };
     const nip = body.newLocal();
@@ -328,7 +324,6 @@ export class BlockCompiler {
           if (size === 4 && c !== 5) { body.i64(M32); body.op(Op.i64_and); }
           body.writeReg(a);
           fl = { lfop: 0, aop: c, size, d, s: 0, r: 0, call: "shift", count };
-          produced = true;
           break;
         }
         case k.UOP_IMUL_RR64: case k.UOP_IMUL_RR32: case k.UOP_IMUL_RRI64: case k.UOP_IMUL_RRI32: {
@@ -342,7 +337,6 @@ export class BlockCompiler {
           if (size === 4) { body.i64(M32); body.op(Op.i64_and); }
           body.writeReg(a);
           fl = { lfop: 0, aop: 0, size, d: x, s: y, r: 0, call: "imul" };
-          produced = true;
           break;
         }
         case k.UOP_CMOV64:
@@ -431,7 +425,9 @@ export class BlockCompiler {
     // another iteration while (iters + 1) * insns <= limit, i.e. iters * insns < limit - insns + 1
     body.get(nip); body.get(0); body.op(Op.i64_eq); body.get(iters); body.i32(insnsPer); body.op(Op.i32_mul); body.get(1); body.i32(insnsPer); body.op(Op.i32_sub); body.op(Op.i32_le_s); body.op(Op.i32_and);
     body.op(Op.if, Op.void);
-    if (readsIncoming && fl) emitFlagsStore(fl); // the next iteration reads the flags this one left
+    // the next iteration starts from the flags this one left: a condition or a
+    // stop before its first producer must find them in the core
+    if (fl) emitFlagsStore(fl);
     body.op(Op.br, 1, Op.end, Op.end);
     storeFlags(); // a stop stored the flags it left behind itself
     body.op(Op.end); // the stop block
