@@ -40,7 +40,7 @@ import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
 import { fetch_gen, links_invalidate, fetch_page, fetch_host, PAGE_HI } from "../mmu/tlb";
-import { uop_kind, uop_run, uop_fuse, UOP_GENERIC, UOP_FUSED_FIRST, UOP_FUSED_LAST, fused_fault_ip, fused_fault_clear } from "./uops";
+import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
 export const BLOCK_CODE_MAX: i32 = 64;
@@ -233,7 +233,7 @@ function block_run(b: usize, at: u64): i32 {
       else set_current(ip, <i32>load<u16>(u + IC_OPCODE), ip);
       break;
     }
-    const k = <u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST) ? 2 : 1;
+    const k = uop_insns(kind);
     retired += k;
     icount_add(k); // per instruction: the TSC and the MMU's emulated-write cache read it
     if (exit_pending != 0 || code_written) break;
@@ -290,17 +290,17 @@ let resume_gen: u32 = 0;
     // a memory access of uop i stopped it: a fault (uop i not retired), or an
     // exit or a write to code after a store (retired)
     const i = <i32>(nip & 0xff);
-    for (let k = 0; k < i; k++) retired += uop_insns(b + B_UOPS + (<usize>k << 6));
+    for (let k = 0; k < i; k++) retired += uop_insns(<i32>load<u8>(b + B_UOPS + (<usize>k << 6) + U_KIND));
     const u = b + B_UOPS + (<usize>i << 6);
     if (faulted()) set_current(at + <u64>load<u16>(u + U_OFF), <i32>load<u16>(u + IC_OPCODE), at);
     else {
-      retired += uop_insns(u);
+      retired += uop_insns(<i32>load<u8>(u + U_KIND));
       block_next = i + 1 < <i32>load<u8>(b + B_N) ? at + <u64>load<u16>(u + 64 + U_OFF) : at + <u64>load<u8>(b + B_LEN);
     }
   } else if (nip == JIT_BRANCH_GP) {
     const u = b + B_UOPS + ((<usize>load<u8>(b + B_N) - 1) << 6);
     let ip = at + <u64>load<u16>(u + U_OFF);
-    if (uop_insns(u) == 2) ip += <u64>load<u8>(u + IC_LEN);
+    if (uop_insns(<i32>load<u8>(u + U_KIND)) == 2) ip += <u64>load<u8>(u + IC_LEN); // the jcc of a fused uop
     retired += insns - 1;
     set_current(ip, 0, ip);
     raise_gp(0);
@@ -310,10 +310,6 @@ let resume_gen: u32 = 0;
   }
   icount_add(retired);
   return retired;
-}
-@inline function uop_insns(u: usize): i32 {
-  const kind = <i32>load<u8>(u + U_KIND);
-  return <u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST) ? 2 : 1;
 }
 
 // Run blocks from RIP `at` as long as they chain: until `budget` would be

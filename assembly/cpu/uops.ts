@@ -87,6 +87,10 @@ export const UOP_FUSED_MI8: i32 = 50; // CMP_MI8 + jcc
 export const UOP_FUSED_MI32: i32 = 51;
 export const UOP_FUSED_MI64: i32 = 52;
 export const UOP_FUSED_LAST: i32 = 52;
+// Instructions a uop of `kind` retires: 2 for a fused one, else 1.
+@inline export function uop_insns(kind: i32): i32 {
+  return <u32>(kind - UOP_FUSED_FIRST) <= <u32>(UOP_FUSED_LAST - UOP_FUSED_FIRST) ? 2 : 1;
+}
 
 export const U_C: usize = 6; // u8 third operand (alu op, condition, shift op)
 export const U_CC: usize = 7; // u8 fused: the jcc's condition
