@@ -85,7 +85,6 @@ class Emitter {
 
 export class BlockCompiler {
   compiled = 0;
-  refused = 0;
   private readonly sentinel: bigint;
   private readonly stop: bigint;
   constructor(
@@ -118,7 +117,7 @@ export class BlockCompiler {
 
   private install(b: number, vcpu: number): number {
     const body = this.generate(b, vcpu);
-    if (!body) { this.refused++; return 0; }
+    if (!body) return 0;
     const e = this.instance.exports;
     const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code, "jit/block");
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
