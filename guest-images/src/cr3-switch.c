@@ -1,11 +1,13 @@
 /* cr3-switch - ping-pong between N = 2..8 address spaces, each with its own 4-level
  * tables mapping the same virtual pages to its own physical frames. Every switch
  * loads CR3, reads a page at the shared virtual address, checks that the space sees
- * its own data (against a C model), writes new data, and checks the space's id page. */
+ * its own data (against a C model), writes new data, and checks the space's id page.
+ * "rounds=N" on the command line multiplies the switches (benchmarks; default 1). */
 #include "libc.h"
 #include "x86.h"
 #include "paging.h"
 #include "trap.h"
+#include "cmdline.h"
 
 #define MAX_SPACES 8
 #define PAGES_PER_SPACE 16
@@ -32,6 +34,7 @@ void kmain(uint32_t magic, uint32_t mbi)
     serial_init();
     puts("cr3-switch: ping-pong between 2..8 address spaces");
     check_eq("multiboot magic", magic, MULTIBOOT_BOOTLOADER_MAGIC);
+    u64 switches = SWITCHES_PER_ROUND * cmdline_rounds(mbi);
     trap_init();
     palloc_init(0x800000, 0x1000000); /* 8-16 MiB: tables and frames */
 
@@ -54,7 +57,7 @@ void kmain(uint32_t magic, uint32_t mbi)
     u64 boot_cr3 = read_cr3(), rng = 0x2545f4914f6cdd1dull;
     for (int n = 2; n <= MAX_SPACES; n++) {
         u64 bad_data = 0, bad_id = 0;
-        for (u64 i = 0; i < SWITCHES_PER_ROUND; i++) {
+        for (u64 i = 0; i < switches; i++) {
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
             /* Mostly round-robin, sometimes a random space: both orders matter for root caches. */
             int s = (rng >> 60) < 12 ? (int)(i % n) : (int)((rng >> 33) % n);
@@ -74,8 +77,8 @@ void kmain(uint32_t magic, uint32_t mbi)
             for (int p = 0; p < PAGES_PER_SPACE; p++)
                 if (phys_ptr(frame[s][p])[0] != model[s][p])
                     bad_phys++;
-        printf("N=%d: %d switches, data mismatches %lu, id mismatches %lu, frame mismatches %lu\n", n,
-               SWITCHES_PER_ROUND, bad_data, bad_id, bad_phys);
+        printf("N=%d: %lu switches, data mismatches %lu, id mismatches %lu, frame mismatches %lu\n", n,
+               switches, bad_data, bad_id, bad_phys);
         char name[64];
         snprintf(name, sizeof name, "N=%d: every space sees its own pages and id", n);
         check(name, bad_data == 0 && bad_id == 0 && bad_phys == 0);

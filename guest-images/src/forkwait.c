@@ -16,12 +16,14 @@
  *   wait:  the parent writes 2 random pages (its own page is no longer shared: the fault
  *          just sets R/W) and reads 2.
  * Expected fault counts come from the model; the parent's pages are verified in full every
- * 500 iterations and at the end, and no page may leak. */
+ * 500 iterations and at the end, and no page may leak. "rounds=N" on the command line runs
+ * N x 10000 iterations (benchmarks; default 1). */
 #include "libc.h"
 #include "x86.h"
 #include "paging.h"
 #include "trap.h"
 #include "frames.h"
+#include "cmdline.h"
 
 #define ITERATIONS  10000
 #define NPAGES      64
@@ -202,6 +204,7 @@ void kmain(uint32_t magic, uint32_t mbi)
     frames_init(POOL_START, POOL_END);
     write_cr0(read_cr0() | CR0_WP);
     u64 free0 = frames_free();
+    const u64 iterations = ITERATIONS * cmdline_rounds(mbi);
 
     build_tables(&parent);
     for (int i = 0; i < NPAGES; i++) {
@@ -215,7 +218,7 @@ void kmain(uint32_t magic, uint32_t mbi)
     run(&parent);
     trap_hook = cow_fault;
 
-    for (int it = 0; it < ITERATIONS; it++) {
+    for (u64 it = 0; it < iterations; it++) {
         fork_child();
         run(&child);
         for (int k = 0; k < 8; k++)
@@ -239,7 +242,9 @@ void kmain(uint32_t magic, uint32_t mbi)
     printf("%llu forks, %llu reads, %llu writes (%llu from ring 3), %llu copy-on-write copies, %llu reuses\n",
            (unsigned long long)st.forks, (unsigned long long)st.reads, (unsigned long long)st.writes,
            (unsigned long long)st.user_writes, (unsigned long long)st.cow_copies, (unsigned long long)st.cow_reuses);
-    check_eq("10000 fork/exit/wait iterations", st.forks, ITERATIONS);
+    char name[64];
+    snprintf(name, sizeof name, "%llu fork/exit/wait iterations", (unsigned long long)iterations);
+    check_eq(name, st.forks, iterations);
     check_eq("every read saw the modelled page contents", st.bad_reads, 0);
     check_eq("every parent frame holds the modelled contents (identity map)", st.bad_frames, 0);
     check_eq("copy-on-write copies: one per first child write to a shared page", st.cow_copies, st.want_copies);

@@ -7,11 +7,13 @@
  *      with the SDM's error code, CR0.WP and EFER.NXE toggles taking effect at once,
  *      one page table reachable through two PDEs with different rights, and
  *      page-table pages mapped as data and written through that mapping.
- * Needs 128 MiB of RAM or more (QEMU -m 256). */
+ * Needs 128 MiB of RAM or more (QEMU -m 256). "rounds=N" on the command line runs phase 1
+ * N times as long (benchmarks; default 1). */
 #include "libc.h"
 #include "x86.h"
 #include "paging.h"
 #include "trap.h"
+#include "cmdline.h"
 
 #define NS           4                    /* address spaces */
 #define NSMALL       128                  /* 4 KiB slots: 2 page tables x 64 entries */
@@ -141,9 +143,9 @@ static void access(int s, int slot, int write)
     check_leaf(s, slot);
 }
 
-static void phase_random(void)
+static void phase_random(u64 iterations)
 {
-    for (int i = 0; i < ITERATIONS; i++) {
+    for (u64 i = 0; i < iterations; i++) {
         int s = (int)rnd(NS), slot = (int)rnd(NSMALL + NLARGE);
         u64 op = rnd(100);
         if (op < 25) { /* remap to a random frame / 2 MiB block */
@@ -453,7 +455,7 @@ void kmain(uint32_t magic, uint32_t mbi_addr)
     switch_to(0);
     puts("setup done: 4 address spaces x (128 4 KiB + 8 2 MiB slots), user window, EFER.NXE, CR0.WP");
 
-    phase_random();
+    phase_random(ITERATIONS * cmdline_rounds(mbi_addr));
     zero_and_refill(cur, 0, "current space, table A");
     zero_and_refill((cur + 1) % NS, 1, "other space, table B");
     phase_permissions();

@@ -84,3 +84,10 @@ int cmdline_u64(const char *cl, const char *key, u64 *val)
     }
     return 0;
 }
+
+u64 cmdline_rounds(uint32_t mbi_addr)
+{
+    u64 r = 1;
+    cmdline_u64(cmdline_get((const struct multiboot_info *)(uintptr_t)mbi_addr), "rounds", &r);
+    return r < 1 ? 1 : r > 1000 ? 1000 : r;
+}

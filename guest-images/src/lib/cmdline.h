@@ -13,5 +13,8 @@ int cmdline_words(const char *cl); /* number of words, argv[0] included */
 int cmdline_has(const char *cl, const char *word);
 /* For a word "key=N" after argv[0] (decimal, or hex with 0x), store N and return 1. */
 int cmdline_u64(const char *cl, const char *key, u64 *val);
+/* "rounds=N" (1..1000, default 1): how many times an image repeats its main work, so that
+ * benchmarks can time the steady state apart from start-up. */
+u64 cmdline_rounds(uint32_t mbi_addr);
 
 #endif

@@ -46,6 +46,7 @@ extern int exit_port_width;
 int check(const char *name, int ok);                         /* returns ok */
 int check_eq(const char *name, uint64_t got, uint64_t want); /* prints got/want on failure */
 unsigned check_failures(void);
+void check_quiet(int on); /* 1: count checks but print only failures (warm-up rounds) */
 __attribute__((noreturn)) void check_finish(void);
 
 /* Symbols from the linker script / boot stub. */
