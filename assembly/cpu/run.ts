@@ -16,7 +16,8 @@ import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABOR
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
 import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
 import { walk_set_ac } from "../mmu/walk";
-import { rep_begin, rep_extra_steps } from "./string";
+import { emul_forget } from "../mmu/tlb";
+import { rep_begin, rep_extra_steps, rep_yielded } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS, STAT_BLOCK_INSNS } from "../stats";
 import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
 import { VMB, VM_BUS_LOCK } from "../vm";
@@ -72,6 +73,7 @@ function smp_poll(): bool {
 }
 
 export function run(budget: i32): i32 {
+  emul_forget(); // the emulated-write cache serves one execution of one instruction (mmu/tlb.ts)
   flags_sync_in();
   update_mode();
   walk_set_ac((get_eflags() & AC) != 0);
@@ -140,7 +142,7 @@ export function run(budget: i32): i32 {
         } else dispatch(opcode);
       }
       budget -= 1 + rep_extra_steps; // rep string steps count against the budget (string.ts)
-      if (!faulted()) icount_inc();
+      if (!faulted() && !rep_yielded) icount_inc();
     }
     if (faulted()) {
       const v = exc_vector;

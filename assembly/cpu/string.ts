@@ -33,10 +33,17 @@ const REP_CHUNK: u64 = 1 << 16;
 // steps, so a short rep still completes as one instruction in run(1).
 const REP_MIN_STEPS: i32 = 1024;
 export let rep_extra_steps: i32 = 0;
+// A rep instruction that yields (chunk, budget, or an exit such as a write to
+// a shadowed page table) has not retired: run() counts it once, when it
+// completes. Otherwise the retired count (and the TSC) would depend on where
+// budgets fell and on which pages the MMU happened to write-protect: a
+// migrated guest, whose destination rebuilds its shadow pages, counted fewer.
+export let rep_yielded = false;
 let rep_budget: i32 = REP_MIN_STEPS;
 @inline export function rep_begin(budget_left: i32): void {
   rep_budget = budget_left > REP_MIN_STEPS ? budget_left : REP_MIN_STEPS;
   rep_extra_steps = 0;
+  rep_yielded = false;
 }
 
 // Run `one` under the rep prefix. `cmp_kind`: 0 none, else repe/repne test ZF.
@@ -47,7 +54,7 @@ function rep_loop(kind: i32, size: i32, cond_zf: bool): void {
   let done: u64 = 0;
   let steps: i32 = 0;
   while (n != 0) {
-    if (done >= REP_CHUNK || steps >= rep_budget || exit_pending != 0) { set_next_ip(ip_start); return; }
+    if (done >= REP_CHUNK || steps >= rep_budget || exit_pending != 0) { set_next_ip(ip_start); rep_yielded = true; return; }
     if (steps++ != 0) rep_extra_steps++;
     const k = bulk(kind, size, n);
     if (k != 0) { n -= k; done += k; set_count(n); continue; }
