@@ -26,7 +26,7 @@
 // the instruction, so a store into the next instruction is seen, as the SDM
 // asks of self-modifying code.
 import {
-  VCPU, VCPU_BLOCKS, BLOCK_ENTRIES, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, stat_add, seg_base, SEG_CS, VCPU_JIT_STOP,
+  VCPU, VCPU_BLOCKS, BLOCK_SETS, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, stat_add, seg_base, SEG_CS, VCPU_JIT_STOP,
 } from "./state";
 import {
   decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
@@ -38,8 +38,8 @@ import { faulted, clear_fault, raise_gp } from "./fault";
 import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP } from "./jit";
 import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
-import { exit_pending, code_written, code_written_clear, code_map_byte } from "./mem";
-import { fetch_gen, links_invalidate, fetch_page, fetch_host, PAGE_HI } from "../mmu/tlb";
+import { exit_pending, code_written, code_written_clear, code_map_byte, fetch_tlb_hit } from "./mem";
+import { fetch_gen, links_invalidate, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
 import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
@@ -60,6 +60,7 @@ export const B_JIT: usize = 112; // u32
 const B_HOT: usize = 116; // u32
 export const B_ITERS: usize = 120; // u32 iterations the last call of a compiled self-loop started
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
+const B_LRU: usize = 72; // u8, in a set's first way: the way found last
 export const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
 // A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
 export const U_KIND: usize = 0; // u8 UOP_* (uops.ts)
@@ -68,8 +69,13 @@ export const U_A: usize = 4; // u8 uop operand (register, alu op, condition)
 export const U_B: usize = 5; // u8 second uop operand
 export const U_VAL: usize = 8; // u64 precomputed value (immediate, relative target)
 
-@inline function block_slot(host: usize): usize {
-  return VCPU + VCPU_BLOCKS + ((host ^ (host >> 11)) & <usize>(BLOCK_ENTRIES - 1)) * <usize>BLOCK_SIZE;
+// Two ways per set: a pair of hot blocks whose addresses hash alike (it
+// happens: one pair in forkwait's fork loop rebuilt 120k blocks a run with one
+// way) then both stay. B_LRU of a set's first way says which way was used last.
+@inline function block_set(host: usize): usize {
+  let x = <u32>host; // murmur3's finaliser: nearby code addresses spread over every set
+  x ^= x >> 16; x *= 0x85ebca6b; x ^= x >> 13; x *= 0xc2b2ae35; x ^= x >> 16;
+  return VCPU + VCPU_BLOCKS + <usize>(x & <u32>(BLOCK_SETS - 1)) * <usize>(2 * BLOCK_SIZE);
 }
 @inline function tail_mask(rem: i32): u64 { return rem >= 8 ? <u64>-1 : (<u64>1 << (<u64>rem << 3)) - 1; }
 
@@ -80,8 +86,9 @@ function code_matches(b: usize, h: usize, len: i32): bool {
   return true;
 }
 
-// The block for RIP `at`, or 0: the instruction there runs alone (a fault
-// raised by the fetch is left for the run loop to deliver).
+// The block for RIP `at`, or 0 (a fault raised by the fetch is left for the
+// run loop to deliver). A block with B_N 0 says the instruction there runs
+// alone; it is a block all the same, with links to what follows it.
 export function block_find(at: u64): usize {
   if (code_size == 2) return 0; // real / 16-bit code: rare, run one at a time
   // outside 64-bit mode IP wraps at 4 GiB: no block may span the wrap
@@ -89,12 +96,22 @@ export function block_find(at: u64): usize {
   if (!open_window(at)) return 0;
   const h = win;
   const left = win_page_left;
-  const b = block_slot(h);
-  if (load<u32>(b + B_HOST) == <u32>h && <u32>load<u8>(b + B_MODE) == mode_key()) {
-    const len = <i32>load<u8>(b + B_LEN);
-    if (len <= left && code_matches(b, h, len)) return load<u8>(b + B_N) != 0 ? b : 0;
+  const set = block_set(h);
+  const mode = mode_key();
+  for (let w = 0; w < 2; w++) {
+    const b = set + <usize>(w * BLOCK_SIZE);
+    if (load<u32>(b + B_HOST) == <u32>h && <u32>load<u8>(b + B_MODE) == mode) {
+      const len = <i32>load<u8>(b + B_LEN);
+      if (len <= left && code_matches(b, h, len)) {
+        store<u8>(set + B_LRU, <u8>w);
+        return b;
+      }
+    }
   }
-  return block_build(b, h, at, left);
+  // the way not used last (an empty one first)
+  const w = load<u8>(set + B_MODE) == 0 ? 0 : load<u8>(set + BLOCK_SIZE + B_MODE) == 0 ? 1 : 1 - <i32>load<u8>(set + B_LRU);
+  store<u8>(set + B_LRU, <u8>w);
+  return block_build(set + <usize>(w * BLOCK_SIZE), h, at, left);
 }
 
 const CLASS_NO = 0; // runs alone
@@ -151,8 +168,7 @@ function block_class(): i32 {
 }
 
 function block_build(b: usize, h: usize, at: u64, left: i32): usize {
-  stat_inc(STAT_BLOCKS_BUILT);
-  links_invalidate(); // links may point at this slot's old block
+  stat_inc(STAT_BLOCKS_BUILT); // (links to this slot's old block fail block_follow's checks)
   const m = code_map_byte(h);
   store<u8>(m, <u8>(<u32>load<u8>(m) | (<u32>1 << (<u32>(h >> 12) & 7))));
   let n = 0; // uops
@@ -196,7 +212,7 @@ function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   for (let i = 0; i < BLOCK_CODE_MAX; i += 8) {
     store<u64>(b + B_CODE + <usize>i, i < len ? load<u64>(h + <usize>i) & tail_mask(len - i) : 0);
   }
-  return n != 0 ? b : 0;
+  return b;
 }
 
 // Where the last block (chain) left off: the next RIP when it ended
@@ -246,16 +262,24 @@ function block_run(b: usize, at: u64): i32 {
 
 // The block after block `b` (entered at `ip`) when the next RIP is `nip`:
 // through b's link when it is valid, else looked up and linked. 0: none.
-// A link is taken only while the decoder's fetch page still maps the linked
-// block's bytes: the one-instruction path would not translate there either,
-// so both paths make the same translations (the same TLB misses, walks and
-// shadow faults); a RIP on another page is looked up (and translated) anew.
+// A link is taken only to a block built, in the current mode, from the bytes
+// the current fetch translation maps at `nip` (the slot may hold another
+// block by now): on the fetch page, or on another page the TLB holds for
+// execution. The one-instruction path would translate no more than that, so
+// both paths make the same translations (the same TLB misses, walks and
+// shadow faults); a TLB miss is looked up (and translated) anew.
 @inline function block_follow(b: usize, ip: u64, nip: u64): usize {
   const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
   if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) {
     const nb = <usize>load<u32>(link + L_BLOCK);
     const lin = mode64 ? nip : (seg_base(SEG_CS) + nip) & 0xffffffff;
-    if ((lin & PAGE_HI) == fetch_page && <u32>(fetch_host + <usize>(lin & 0xfff)) == load<u32>(nb + B_HOST)) return nb;
+    let h: usize = 0;
+    if ((lin & PAGE_HI) == fetch_page) h = fetch_host + <usize>(lin & 0xfff);
+    else {
+      h = fetch_tlb_hit(lin);
+      if (h != 0) fetch_set(lin & PAGE_HI, h - <usize>(lin & 0xfff));
+    }
+    if (h != 0 && <u32>h == load<u32>(nb + B_HOST) && <u32>load<u8>(nb + B_MODE) == mode_key()) return nb;
   }
   return block_link(link, nip);
 }
@@ -270,11 +294,14 @@ function block_link(link: usize, nip: u64): usize {
   return nb;
 }
 
-// A chain cut short by the SMP poll resumes through the last block's link.
-let resume_b: usize = 0;
-let resume_ip: u64 = 0;
-let resume_nip: u64 = 0;
-let resume_gen: u32 = 0;
+// Where the next blocks_run() looks first: the links of the block the last
+// chain stopped at, when it was cut short by the SMP poll, or reached an
+// instruction that runs alone (hint_alone: the run loop runs it next, then
+// the chain goes on through its links rather than a lookup).
+let hint_b: usize = 0;
+let hint_ip: u64 = 0;
+let hint_gen: u32 = 0;
+let hint_alone = false;
 
 // A compiled block (cpu/jit.ts) retires all its instructions, unless its
 // final branch faults (#GP on a non-canonical target). A block that branches
@@ -323,11 +350,14 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
   let ip = at;
   let ic = icount_now;
   let b: usize;
-  if (resume_b != 0 && resume_nip == at && resume_gen == fetch_gen) b = block_follow(resume_b, resume_ip, at);
-  else { set_current(ip, 0, ip); b = block_find(ip); }
-  resume_b = 0;
+  if (hint_b != 0 && hint_gen == fetch_gen) {
+    if (hint_alone && hint_ip == at) { hint_alone = false; return 0; } // then follow its links
+    b = block_follow(hint_b, hint_ip, at);
+  } else { set_current(ip, 0, ip); b = block_find(ip); }
+  hint_b = 0;
   let compiled = 0; // instructions retired by compiled blocks (counted once, at the end)
   while (b != 0) {
+    if (load<u8>(b + B_N) == 0) { hint_b = b; hint_ip = ip; hint_gen = fetch_gen; hint_alone = true; break; }
     const room = budget - done;
     if (<i32>load<u8>(b + B_INSNS) > room) break; // the tail of a slice runs one at a time
     const j = load<u32>(b + B_JIT);
@@ -342,7 +372,7 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
     if (code_written) { code_written_clear(); links_invalidate(); break; }
     const nip = block_next;
     if (done >= budget) break; // the budget ends here: no lookup (it could fault) for a block that cannot run
-    if (ic >= stop_at) { resume_b = b; resume_ip = ip; resume_nip = nip; resume_gen = fetch_gen; break; }
+    if (ic >= stop_at) { hint_b = b; hint_ip = ip; hint_gen = fetch_gen; hint_alone = false; break; }
     b = block_follow(b, ip, nip);
     ip = nip;
   }

@@ -322,10 +322,15 @@ export function write_sys32(lin: u64, v: u32): void {
 
 // Instruction fetch: translate for execute.
 export function fetch_translate(lin: u64): i64 {
+  const h = fetch_tlb_hit(lin);
+  if (h != 0) return <i64>h;
+  return translate(lin & lin_mask, ACC_FETCH);
+}
+// The host address of `lin` for an instruction fetch when the TLB holds it, else 0.
+@inline export function fetch_tlb_hit(lin: u64): usize {
   const e = tlb_entry(lin);
   const tag = load<u64>(e);
-  if (((tag ^ lin) & PAGE_HI) == 0 && (tag & fetch_need()) != 0) return <i64>(<usize>load<u32>(e + 8) + <usize>(lin & 0xfff));
-  return translate(lin & lin_mask, ACC_FETCH);
+  return ((tag ^ lin) & PAGE_HI) == 0 && (tag & fetch_need()) != 0 ? <usize>load<u32>(e + 8) + <usize>(lin & 0xfff) : 0;
 }
 @inline function fetch_need(): u64 { return cpl_user ? TLB_X_USR : TLB_X_SUP; }
 

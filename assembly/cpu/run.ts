@@ -15,8 +15,8 @@ import { dispatch } from "./dispatch";
 import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
 import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
+import { links_invalidate, emul_forget } from "../mmu/tlb";
 import { walk_set_ac } from "../mmu/walk";
-import { emul_forget } from "../mmu/tlb";
 import { rep_begin, rep_extra_steps, rep_yielded } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS, STAT_BLOCK_INSNS } from "../stats";
 import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
@@ -74,6 +74,7 @@ function smp_poll(): bool {
 
 export function run(budget: i32): i32 {
   emul_forget(); // the emulated-write cache serves one execution of one instruction (mmu/tlb.ts)
+  links_invalidate(); // memory may have changed outside run(): blocks are byte-checked again
   flags_sync_in();
   update_mode();
   walk_set_ac((get_eflags() & AC) != 0);

@@ -159,7 +159,8 @@ export const ICACHE_ENTRIES: i32 = 1024;
 
 // ---- the block cache (see cpu/block.ts): BLOCK_ENTRIES x BLOCK_SIZE bytes
 export const VCPU_BLOCKS: i32 = VCPU_ICACHE + ICACHE_ENTRIES * 64;
-export const BLOCK_ENTRIES: i32 = 1024;
+export const BLOCK_SETS: i32 = 1024; // two ways each (cpu/block.ts)
+export const BLOCK_ENTRIES: i32 = 2 * BLOCK_SETS;
 export const BLOCK_MAX_INSNS: i32 = 16;
 export const BLOCK_SIZE: i32 = 128 + BLOCK_MAX_INSNS * 64;
 

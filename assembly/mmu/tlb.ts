@@ -34,11 +34,15 @@ export function tlb_set_cpl(user: bool): void {
 // The page the decoder is fetching from (1 = none: never page aligned).
 export let fetch_page: u64 = 1;
 export let fetch_host: usize = 0;
-// fetch_gen changes whenever what a RIP fetches may have changed (TLB
-// flushes, CPL and mode changes, code written, a new run()): the block
-// cache's links between blocks (cpu/block.ts) are valid for one generation.
+// The block cache's links between blocks (cpu/block.ts) are valid for one
+// fetch generation, which ends when code may have changed behind the code
+// map's back (a new run(): the host, another vCPU or a migration may have
+// written memory) or under it (a store to a page holding cached code). TLB
+// flushes, CPL and mode changes need not end it: they drop fetch_page, and a
+// link is taken only to a block whose bytes the current fetch translation
+// maps, in the current mode.
 export let fetch_gen: u32 = 1;
-@inline export function fetch_invalidate(): void { fetch_page = 1; fetch_gen++; }
+@inline export function fetch_invalidate(): void { fetch_page = 1; }
 @inline export function links_invalidate(): void { fetch_gen++; }
 @inline export function fetch_set(page: u64, host: usize): void { fetch_page = page; fetch_host = host; }
 
