@@ -40,7 +40,7 @@ import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte, fetch_tlb_hit } from "./mem";
 import { fetch_gen, links_invalidate, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
-import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, fused_fault_ip, fused_fault_clear } from "./uops";
+import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, UOP_CALL64, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
 export const BLOCK_CODE_MAX: i32 = 64;
@@ -321,8 +321,10 @@ let hint_alone = false;
     const u = b + B_UOPS + (<usize>i << 6);
     if (faulted()) set_current(at + <u64>load<u16>(u + U_OFF), <i32>load<u16>(u + IC_OPCODE), at);
     else {
-      retired += uop_insns(<i32>load<u8>(u + U_KIND));
-      block_next = i + 1 < <i32>load<u8>(b + B_N) ? at + <u64>load<u16>(u + 64 + U_OFF) : at + <u64>load<u8>(b + B_LEN);
+      const kind = <i32>load<u8>(u + U_KIND);
+      retired += uop_insns(kind);
+      if (kind == UOP_CALL64) block_next = at + <u64>load<u16>(u + U_OFF) + <u64>load<u8>(u + IC_LEN) + load<u64>(u + U_VAL); // its push stopped it
+      else block_next = i + 1 < <i32>load<u8>(b + B_N) ? at + <u64>load<u16>(u + 64 + U_OFF) : at + <u64>load<u8>(b + B_LEN);
     }
   } else if (nip == JIT_BRANCH_GP) {
     const u = b + B_UOPS + ((<usize>load<u8>(b + B_N) - 1) << 6);

@@ -18,7 +18,10 @@ import { imul2, div, idiv } from "./muldiv";
 import { read_sz, write_sz, exit_pending, code_written } from "./mem";
 import { faulted } from "./fault";
 import { set_current } from "./decode";
-import { VCPU, VCPU_JIT_STOP } from "./state";
+import { VCPU, VCPU_JIT_STOP, reg64 } from "./state";
+import { push, peek, set_sp } from "./stack";
+import { raise_gp } from "./fault";
+import { is_canonical } from "./seg";
 
 // What a compiled block returns when its final branch raised #GP (a
 // non-canonical target): no RIP can be this.
@@ -52,4 +55,40 @@ export function jit_st(lin: u64, size: i32, v: u64, ip: u64): void {
 export function jit_div(src: u64, size: i32, signed: i32): void {
   if (signed != 0) idiv(src, size); else div(src, size);
   if (faulted()) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+}
+
+// Stack uops of compiled blocks (64-bit mode: push, pop, call, ret), through
+// the same stack paths as the uops (#SS on a non-canonical stack, PT_WRITE,
+// the code map). RSP lives in the vCPU struct across the call: the caller
+// writes it back first and reads it back after, so a stop leaves it as the
+// uop would have (unchanged after a fault).
+@inline function stop_if(store_done: bool): void {
+  if (faulted() || (store_done && (exit_pending != 0 || code_written))) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+}
+export function jit_push(v: u64, ip: u64): void {
+  set_current(ip, 0, ip);
+  push(v, 8);
+  stop_if(true);
+}
+export function jit_pop(): u64 {
+  const v = peek(0, 8);
+  if (!faulted()) set_sp(reg64(4) + 8); // pop rsp: the caller writes the popped value last
+  stop_if(false);
+  return v;
+}
+// call: #GP(0) before anything is pushed when the target is not canonical
+export function jit_call(target: u64, ret: u64, ip: u64): void {
+  if (!is_canonical(target)) raise_gp(0);
+  else { set_current(ip, 0, ip); push(ret, 8); }
+  stop_if(true);
+}
+// ret: the popped target, or #GP(0) with RSP unchanged when it is not canonical
+export function jit_ret(): u64 {
+  const t = peek(0, 8);
+  if (!faulted()) {
+    if (!is_canonical(t)) raise_gp(0);
+    else set_sp(reg64(4) + 8);
+  }
+  stop_if(false);
+  return t;
 }

@@ -15,8 +15,9 @@
  * operands only if nothing overwrote them. A block that branches back to its
  * own start loops inside the function while its instructions fit the limit
  * the core passes (the first iteration always runs) and stores how many
- * iterations it started in the block's B_ITERS. Loads, stores and div go
- * through core helpers; when one stops the block (a fault, an exit, a write
+ * iterations it started in the block's B_ITERS. Loads, stores, div and the
+ * stack uops (push, pop, call, ret: RSP goes to the vCPU struct and back
+ * around them) go through core helpers; when one stops the block (a fault, an exit, a write
  * to code: VCPU_JIT_STOP) the function returns JIT_STOP | uop index with
  * registers and flags as they were before that uop (after it, for a store
  * that did happen), and a final branch to a non-canonical target returns
@@ -35,11 +36,15 @@ const IMPORTS: Import[] = [
   { name: "ld", type: { params: [I64, I32], results: [I64] } },
   { name: "st", type: { params: [I64, I32, I64, I64], results: [] } },
   { name: "div", type: { params: [I64, I32, I32], results: [] } },
+  { name: "push", type: { params: [I64, I64], results: [] } },
+  { name: "pop", type: { params: [], results: [I64] } },
+  { name: "call", type: { params: [I64, I64, I64], results: [] } },
+  { name: "ret", type: { params: [], results: [I64] } },
 ];
 // the core's lazy flags (assembly/cpu/flags.ts), set directly at a block's end
 const GLOBALS: GlobalImport[] = [{ name: "lf_op", type: I32 }, { name: "lf_size", type: I32 }, { name: "lf_dst", type: I64 }, { name: "lf_src", type: I64 }, { name: "lf_res", type: I64 }];
 const G_OP = 0, G_SIZE = 1, G_DST = 2, G_SRC = 3, G_RES = 4;
-const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5;
+const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5, F_PUSH = 6, F_POP = 7, F_CALL = 8, F_RET = 9;
 
 /**
  * Flags a block has produced but not yet written to the core: an ALU op's
@@ -121,7 +126,7 @@ export class BlockCompiler {
     const e = this.instance.exports;
     const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code, "jit/block");
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div,
+      env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div, push: e.jit_push, pop: e.jit_pop, call: e.jit_call, ret: e.jit_ret,
         lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res },
     });
     const idx = this.table.grow(1);
@@ -244,6 +249,10 @@ export class BlockCompiler {
       const l = body.newLocal(); body.set(l);
       return l;
     };
+    /** RSP to the vCPU struct before a stack helper, and back after (it may have moved it). */
+    const rspAddr = vcpu + k.VCPU_REGS! + 4 * 8;
+    const spOut = (): void => { body.i32(rspAddr); body.get(body.reg(4)); body.op(Op.i64_store, 3, 0); };
+    const spIn = (): void => { body.i32(rspAddr); body.op(Op.i64_load, 3, 0); body.writeReg(4); };
     /** After a memory helper: leave through the stop path when it stopped the block (uop `i`). */
     const checkStop = (i: number): void => {
       body.i32(vcpu + k.VCPU_JIT_STOP!); body.op(Op.i32_load, 2, 0);
@@ -415,6 +424,34 @@ export class BlockCompiler {
           for (const r of [0, 2]) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
           break;
         }
+        case k.UOP_PUSH64: {
+          const v = body.newLocal();
+          body.readReg(a, 8); body.set(v); // push rsp pushes the old value
+          spOut(); body.get(v); ipPlus(BigInt(off)); body.call(F_PUSH); spIn();
+          checkStop(i);
+          break;
+        }
+        case k.UOP_POP64: {
+          const v = body.newLocal();
+          spOut(); body.call(F_POP); body.set(v); spIn();
+          checkStop(i);
+          body.get(v); body.writeReg(a); // pop rsp: the popped value wins
+          break;
+        }
+        case k.UOP_CALL64: {
+          const t = body.newLocal();
+          ipPlus(next + val); body.set(t);
+          spOut(); body.get(t); ipPlus(next); ipPlus(BigInt(off)); body.call(F_CALL); spIn();
+          checkStop(i);
+          body.get(t); body.set(nip);
+          ended = true;
+          break;
+        }
+        case k.UOP_RET64:
+          spOut(); body.call(F_RET); body.set(nip); spIn();
+          checkStop(i);
+          ended = true;
+          break;
         default: return undefined;
       }
       if (ended && i !== n - 1) return undefined; // a branch ends its block
