@@ -35,7 +35,7 @@ import {
 import { code_size, mode64 } from "./mode";
 import { dispatch } from "./dispatch";
 import { faulted, clear_fault, raise_gp } from "./fault";
-import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP } from "./jit";
+import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP, jit_uop_next, jit_uop_at, jit_uop_clear } from "./jit";
 import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte, fetch_tlb_hit } from "./mem";
@@ -311,6 +311,7 @@ let hint_alone = false;
 @inline function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
   const insns = <i32>load<u8>(b + B_INSNS);
   store<u32>(VCPU + VCPU_JIT_STOP, 0);
+  jit_uop_clear();
   const nip = call_indirect<u64>(j, at, limit);
   let retired = (<i32>load<u32>(b + B_ITERS) - 1) * insns; // the iterations before the last one
   if ((nip & ~<u64>0xff) == JIT_STOP) {
@@ -324,6 +325,7 @@ let hint_alone = false;
       const kind = <i32>load<u8>(u + U_KIND);
       retired += uop_insns(kind);
       if (kind == UOP_CALL64) block_next = at + <u64>load<u16>(u + U_OFF) + <u64>load<u8>(u + IC_LEN) + load<u64>(u + U_VAL); // its push stopped it
+      else if (jit_uop_at == u) block_next = jit_uop_next; // run by jit_uop: maybe a branch
       else block_next = i + 1 < <i32>load<u8>(b + B_N) ? at + <u64>load<u16>(u + 64 + U_OFF) : at + <u64>load<u8>(b + B_LEN);
     }
   } else if (nip == JIT_BRANCH_GP) {

@@ -17,7 +17,9 @@ import { shift_arith } from "./shift";
 import { imul2, div, idiv } from "./muldiv";
 import { read_sz, write_sz, exit_pending, code_written } from "./mem";
 import { faulted } from "./fault";
-import { set_current } from "./decode";
+import { set_current, decoded_load, next_ip, IC_OPCODE } from "./decode";
+import { dispatch } from "./dispatch";
+import { uop_run, UOP_GENERIC } from "./uops";
 import { VCPU, VCPU_JIT_STOP, reg64 } from "./state";
 import { push, peek, set_sp } from "./stack";
 import { raise_gp } from "./fault";
@@ -91,4 +93,24 @@ export function jit_ret(): u64 {
   }
   stop_if(false);
   return t;
+}
+
+// Any other uop of a compiled block (a generic instruction, inc/dec, a form
+// the compiler does not emit), run as block_run runs it. All registers are in
+// the vCPU struct across the call and the lazy flags in the core. Returns the
+// next RIP, and keeps it (and which uop it ran) for a stop after it retired.
+export let jit_uop_next: u64 = 0;
+export let jit_uop_at: usize = 0;
+@inline export function jit_uop_clear(): void { jit_uop_at = 0; }
+export function jit_uop(kind: i32, u: usize, ip: u64): u64 {
+  let nip: u64;
+  if (kind == UOP_GENERIC) {
+    decoded_load(u, ip);
+    dispatch(<i32>load<u16>(u + IC_OPCODE));
+    nip = next_ip;
+  } else nip = uop_run(kind, u, ip);
+  jit_uop_next = nip;
+  jit_uop_at = u;
+  stop_if(true);
+  return nip;
 }

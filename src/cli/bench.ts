@@ -7,10 +7,12 @@ import { suite } from "../bench/suite.js";
 import { renderReport, benchCharts } from "../bench/report.js";
 import { packageRoot, loadCoreModule } from "../platform/node.js";
 import { mmuMicro, mmuMicroTable } from "../bench/mmu_micro.js";
+import { STEADY_IMAGES, runSteady, steadyTable } from "../bench/steady.js";
 
 export function benchCommand(o: { json?: string; html?: string; only?: string; qemu: boolean }): number {
   const root = packageRoot();
   const cli = fileURLToPath(import.meta.url);
+  const oracle = join(root, "..", "shared", "qemu-oracle");
   let rows = suite();
   if (o.only) rows = rows.filter((r) => r.workload.includes(o.only!));
   const results: BenchResult[] = [];
@@ -21,12 +23,18 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
     const on = row.on.args.join(" ") === row.off.args.join(" ") ? off : runShadow86(cli, root, row.image, row.append, row.on.args);
     const offValue = metricOf(off, row.metric), onValue = metricOf(on, row.metric);
     results.push({ row, off, on, offValue, onValue, ratio: offValue === 0 ? 0 : onValue / offValue });
-    if (o.qemu && !qemu.has(row.workload)) qemu.set(row.workload, qemuWall(join(root, "..", "shared", "qemu-oracle"), root, row.image, row.append));
+    if (o.qemu && !qemu.has(row.workload)) qemu.set(row.workload, qemuWall(oracle, root, row.image, row.append));
+  });
+  const steadyImages = STEADY_IMAGES.filter((x) => !o.only || x.image.includes(o.only));
+  const steady = steadyImages.map((x, i) => {
+    process.stderr.write(`bench: steady state [${i + 1}/${steadyImages.length}] ${x.image} rounds=1 and rounds=${x.rounds}${o.qemu ? ", shadow86 and QEMU" : ""}...\n`);
+    return runSteady(cli, root, oracle, o.qemu, x);
   });
   process.stderr.write("bench: MMU micro-benchmarks (MOV CR3, shadow page fault)...\n");
   const module = loadCoreModule();
   const micro = [mmuMicro(module, "shadow"), mmuMicro(module, "tdp")];
-  const table = markdown(results, qemu) + "\n\n" + mmuMicroTable(micro);
+  const steadyMd = steadyTable(steady);
+  const table = markdown(results, qemu) + (steadyMd ? "\n\n" + steadyMd : "") + "\n\n" + mmuMicroTable(micro);
   process.stdout.write(table + "\n");
   if (o.html) {
     writeFileSync(o.html, renderReport("shadow86 bench", table, benchCharts(results, qemu)));
@@ -35,7 +43,7 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
   if (o.json) {
     const rows = results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) }));
     const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, switches: m.switches, faults: m.faults }));
-    writeFileSync(o.json, JSON.stringify({ rows, mmuMicro: mmu }, null, 2) + "\n");
+    writeFileSync(o.json, JSON.stringify({ rows, steady, mmuMicro: mmu }, null, 2) + "\n");
   }
-  return results.some((r) => r.off.status !== 33 || r.on.status !== 33) ? 1 : 0;
+  return results.some((r) => r.off.status !== 33 || r.on.status !== 33) || steady.some((x) => x.status1 !== 33 || x.statusR !== 33) ? 1 : 0;
 }

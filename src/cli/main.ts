@@ -27,7 +27,7 @@ export function main(argv: string[]): number | Promise<number> {
   const program = new Command();
   program
     .name("shadow86")
-    .description("An x86-64 emulator whose MMU models KVM's shadow paging. Boots multiboot kernels like\nqemu-system-x86_64 -kernel; QEMU's one-dash spellings (-kernel, -append, -initrd) work.")
+    .description("An x86-64 emulator whose MMU models KVM's shadow paging. Boots multiboot kernels like qemu-system-x86_64 -kernel; QEMU's one-dash spellings (-kernel, -append, -initrd) work.")
     .helpOption("-h, --help", "show this help")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stderr.write(s) })

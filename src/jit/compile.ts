@@ -40,11 +40,12 @@ const IMPORTS: Import[] = [
   { name: "pop", type: { params: [], results: [I64] } },
   { name: "call", type: { params: [I64, I64, I64], results: [] } },
   { name: "ret", type: { params: [], results: [I64] } },
+  { name: "uop", type: { params: [I32, I32, I64], results: [I64] } },
 ];
 // the core's lazy flags (assembly/cpu/flags.ts), set directly at a block's end
 const GLOBALS: GlobalImport[] = [{ name: "lf_op", type: I32 }, { name: "lf_size", type: I32 }, { name: "lf_dst", type: I64 }, { name: "lf_src", type: I64 }, { name: "lf_res", type: I64 }];
 const G_OP = 0, G_SIZE = 1, G_DST = 2, G_SRC = 3, G_RES = 4;
-const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5, F_PUSH = 6, F_POP = 7, F_CALL = 8, F_RET = 9;
+const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5, F_PUSH = 6, F_POP = 7, F_CALL = 8, F_RET = 9, F_UOP = 10;
 
 /**
  * Flags a block has produced but not yet written to the core: an ALU op's
@@ -126,7 +127,7 @@ export class BlockCompiler {
     const e = this.instance.exports;
     const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code, "jit/block");
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div, push: e.jit_push, pop: e.jit_pop, call: e.jit_call, ret: e.jit_ret,
+      env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div, push: e.jit_push, pop: e.jit_pop, call: e.jit_call, ret: e.jit_ret, uop: e.jit_uop,
         lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res },
     });
     const idx = this.table.grow(1);
@@ -283,176 +284,197 @@ export class BlockCompiler {
       body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
       branchTarget(u8(u + k.U_JSIZE!)); // only the taken side can be non-canonical
     };
+    /** Run uop `i` (record `u`) in the core: every register through the vCPU struct, the flags through the core's. */
+    const viaCore = (i: number, kind: number, u: number, off: number): void => {
+      storeFlags();
+      for (let r = 0; r < 16; r++) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0); }
+      body.i32(kind); body.i32(u); ipPlus(BigInt(off)); body.call(F_UOP);
+      for (let r = 0; r < 16; r++) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
+      checkStop(i); // the nip it returned stays on the stack: a stop leaves through a br that drops it
+    };
     let ended = false;
     for (let i = 0; i < n; i++) {
       const u = b + k.B_UOPS! + i * 64;
       const kind = u8(u + k.U_KIND!), off = u16(u + k.U_OFF!), a = u8(u + k.U_A!), rb = u8(u + k.U_B!), c = u8(u + k.U_C!);
       const val = u64(u + k.U_VAL!), ilen = u8(u + k.IC_LEN!), opsize = u8(u + k.IC_OPSIZE!);
       const next = BigInt(off + ilen);
-      switch (kind) {
-        case k.UOP_NOP: break;
-        case k.UOP_MOV_RR64: body.readReg(rb, 8); body.writeReg(a); break;
-        case k.UOP_MOV_RR32: body.readReg(rb, 4); body.writeReg(a); break;
-        case k.UOP_MOV_RI: body.i64(val); body.writeReg(a); break;
-        case k.UOP_MOVZX8_RR: body.readReg(rb, 8); body.i64(0xffn); body.op(Op.i64_and); body.writeReg(a); break;
-        case k.UOP_MOVSXD: body.readReg(rb, 8); body.sext(4); body.writeReg(a); break;
-        case k.UOP_CDQE: body.readReg(0, 8); body.sext(4); body.writeReg(0); break;
-        case k.UOP_CQO:
-          if (rb === 8) { body.readReg(0, 8); body.i64(63n); body.op(Op.i64_shr_s); }
-          else { body.readReg(0, 8); body.sext(4); body.i64(63n); body.op(Op.i64_shr_s); body.i64(M32); body.op(Op.i64_and); }
-          body.writeReg(2);
-          break;
-        case k.UOP_NOT:
-          body.readReg(a, 8); body.i64(-1n); body.op(Op.i64_xor);
-          if (rb !== 8) { body.i64(M32); body.op(Op.i64_and); }
-          body.writeReg(a);
-          break;
-        case k.UOP_LEA64: case k.UOP_LEA32: {
-          const base = i8(u + k.IC_BASE!), index = i8(u + k.IC_INDEX!), scale = u8(u + k.IC_SCALE!);
-          body.i64(u64(u + k.IC_DISP!));
-          if (base >= 0) { body.readReg(base, 8); body.op(Op.i64_add); }
-          if (index >= 0) { body.readReg(index, 8); body.i64(BigInt(scale)); body.op(Op.i64_shl); body.op(Op.i64_add); }
-          if ((u8(u + k.IC_FLAGS!) & 8) !== 0) { ipPlus(next); body.op(Op.i64_add); }
-          if (u8(u + k.IC_ADDRSIZE!) === 4 || kind === k.UOP_LEA32) { body.i64(M32); body.op(Op.i64_and); }
-          if (u8(u + k.IC_ADDRSIZE!) === 2) return undefined;
-          body.writeReg(a);
-          break;
-        }
-        case k.UOP_ALU_RR64: if (!alu(a, c, 8, () => body.readReg(rb, 8))) return undefined; break;
-        case k.UOP_ALU_RR32: if (!alu(a, c, 4, () => body.readReg(rb, 4))) return undefined; break;
-        case k.UOP_ALU_RI64: if (!alu(a, c, 8, () => body.i64(val))) return undefined; break;
-        case k.UOP_ALU_RI32: if (!alu(a, c, 4, () => body.i64(val & M32))) return undefined; break;
-        case k.UOP_SHIFT64: case k.UOP_SHIFT32: { // shl 4, shr 5, sar 7 by a constant 1..63
-          const size = kind === k.UOP_SHIFT64 ? 8 : 4;
-          const count = Number(val);
-          const d = body.newLocal();
-          body.readReg(a, size); body.set(d);
-          if (c === 7) { body.get(d); body.sext(size); body.i64(BigInt(count)); body.op(Op.i64_shr_s); }
-          else { body.get(d); body.i64(BigInt(count)); body.op(c === 4 ? Op.i64_shl : Op.i64_shr_u); }
-          if (size === 4 && c !== 5) { body.i64(M32); body.op(Op.i64_and); }
-          body.writeReg(a);
-          fl = { lfop: 0, aop: c, size, d, s: 0, r: 0, call: "shift", count };
-          break;
-        }
-        case k.UOP_IMUL_RR64: case k.UOP_IMUL_RR32: case k.UOP_IMUL_RRI64: case k.UOP_IMUL_RRI32: {
-          const size = kind === k.UOP_IMUL_RR64 || kind === k.UOP_IMUL_RRI64 ? 8 : 4;
-          const rr = kind === k.UOP_IMUL_RR64 || kind === k.UOP_IMUL_RR32;
-          const x = body.newLocal(), y = body.newLocal();
-          body.readReg(rr ? a : rb, size); body.set(x);
-          if (rr) body.readReg(rb, size); else body.i64(val);
-          body.set(y);
-          body.get(x); body.get(y); body.op(Op.i64_mul); // the low half does not depend on the sign extension
-          if (size === 4) { body.i64(M32); body.op(Op.i64_and); }
-          body.writeReg(a);
-          fl = { lfop: 0, aop: 0, size, d: x, s: y, r: 0, call: "imul" };
-          break;
-        }
-        case k.UOP_CMOV64:
-          body.markRead(a); // kept when the condition is false
-          cond(c);
-          body.op(Op.if, Op.void); body.readReg(rb, 8); body.writeReg(a); body.op(Op.end);
-          break;
-        case k.UOP_CMOV32: // zero-extends even when false
-          body.readReg(rb, 4); body.readReg(a, 4); cond(c); body.op(Op.select); body.writeReg(a);
-          break;
-        case k.UOP_FUSED_RR64: case k.UOP_FUSED_RR32: case k.UOP_FUSED_RI64: case k.UOP_FUSED_RI32: {
-          const size = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RI64 ? 8 : 4;
-          const rr = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RR32;
-          if (!alu(a, c, size, rr ? () => body.readReg(rb, size) : () => body.i64(size === 4 ? val & M32 : val))) return undefined;
-          fusedBranch(u, next);
-          ended = true;
-          break;
-        }
-        case k.UOP_JCC:
-          cond(c);
-          body.op(Op.if, I64); ipPlus(next + val); body.op(Op.else); ipPlus(next); body.op(Op.end);
-          branchTarget(opsize);
-          ended = true;
-          break;
-        case k.UOP_JMP: ipPlus(next + val); branchTarget(opsize); ended = true; break;
-        case k.UOP_LOAD64: case k.UOP_LOAD32: case k.UOP_LOAD_ZX8: {
-          const v = load(u, next, kind === k.UOP_LOAD64 ? 8 : kind === k.UOP_LOAD32 ? 4 : 1, i);
-          if (v === undefined) return undefined;
-          body.get(v); body.writeReg(a);
-          break;
-        }
-        case k.UOP_STORE64: case k.UOP_STORE32: case k.UOP_STORE8: {
-          const size = kind === k.UOP_STORE64 ? 8 : kind === k.UOP_STORE32 ? 4 : 1;
-          if (!store(u, next, size, i, () => body.readReg(a, size), off)) return undefined;
-          break;
-        }
-        case k.UOP_MOV_MI64: case k.UOP_MOV_MI32: case k.UOP_MOV_MI8: {
-          const size = kind === k.UOP_MOV_MI64 ? 8 : kind === k.UOP_MOV_MI32 ? 4 : 1;
-          if (!store(u, next, size, i, () => body.i64(val), off)) return undefined;
-          break;
-        }
-        case k.UOP_ALU_RM64: case k.UOP_ALU_RM32: {
-          const size = kind === k.UOP_ALU_RM64 ? 8 : 4;
-          const v = load(u, next, size, i);
-          if (v === undefined || !alu(a, c, size, () => body.get(v))) return undefined;
-          break;
-        }
-        case k.UOP_CMP_MI64: case k.UOP_CMP_MI32: case k.UOP_CMP_MI8: {
-          const size = kind === k.UOP_CMP_MI64 ? 8 : kind === k.UOP_CMP_MI32 ? 4 : 1;
-          const v = load(u, next, size, i);
-          if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(size === 8 ? val : val & (size === 4 ? M32 : 0xffn)), v)) return undefined;
-          break;
-        }
-        case k.UOP_ALU_RI8:
-          if (!alu(a, c, 1, () => body.i64(val & 0xffn))) return undefined;
-          break;
-        case k.UOP_FUSED_RI8: case k.UOP_FUSED_MI8: case k.UOP_FUSED_MI32: case k.UOP_FUSED_MI64: {
-          const size = kind === k.UOP_FUSED_MI64 ? 8 : kind === k.UOP_FUSED_MI32 ? 4 : 1;
-          const imm = size === 8 ? val : val & (size === 4 ? M32 : 0xffn);
-          if (kind === k.UOP_FUSED_RI8) { if (!alu(a, c, 1, () => body.i64(imm))) return undefined; }
-          else {
-            const v = load(u, next, size, i);
-            if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(imm), v)) return undefined;
+      const emit = (): boolean => {
+        switch (kind) {
+          case k.UOP_NOP: break;
+          case k.UOP_MOV_RR64: body.readReg(rb, 8); body.writeReg(a); break;
+          case k.UOP_MOV_RR32: body.readReg(rb, 4); body.writeReg(a); break;
+          case k.UOP_MOV_RI: body.i64(val); body.writeReg(a); break;
+          case k.UOP_MOVZX8_RR: body.readReg(rb, 8); body.i64(0xffn); body.op(Op.i64_and); body.writeReg(a); break;
+          case k.UOP_MOVSXD: body.readReg(rb, 8); body.sext(4); body.writeReg(a); break;
+          case k.UOP_CDQE: body.readReg(0, 8); body.sext(4); body.writeReg(0); break;
+          case k.UOP_CQO:
+            if (rb === 8) { body.readReg(0, 8); body.i64(63n); body.op(Op.i64_shr_s); }
+            else { body.readReg(0, 8); body.sext(4); body.i64(63n); body.op(Op.i64_shr_s); body.i64(M32); body.op(Op.i64_and); }
+            body.writeReg(2);
+            break;
+          case k.UOP_NOT:
+            body.readReg(a, 8); body.i64(-1n); body.op(Op.i64_xor);
+            if (rb !== 8) { body.i64(M32); body.op(Op.i64_and); }
+            body.writeReg(a);
+            break;
+          case k.UOP_LEA64: case k.UOP_LEA32: {
+            const base = i8(u + k.IC_BASE!), index = i8(u + k.IC_INDEX!), scale = u8(u + k.IC_SCALE!);
+            body.i64(u64(u + k.IC_DISP!));
+            if (base >= 0) { body.readReg(base, 8); body.op(Op.i64_add); }
+            if (index >= 0) { body.readReg(index, 8); body.i64(BigInt(scale)); body.op(Op.i64_shl); body.op(Op.i64_add); }
+            if ((u8(u + k.IC_FLAGS!) & 8) !== 0) { ipPlus(next); body.op(Op.i64_add); }
+            if (u8(u + k.IC_ADDRSIZE!) === 4 || kind === k.UOP_LEA32) { body.i64(M32); body.op(Op.i64_and); }
+            if (u8(u + k.IC_ADDRSIZE!) === 2) return false;
+            body.writeReg(a);
+            break;
           }
-          fusedBranch(u, next);
-          ended = true;
-          break;
+          case k.UOP_ALU_RR64: if (!alu(a, c, 8, () => body.readReg(rb, 8))) return false; break;
+          case k.UOP_ALU_RR32: if (!alu(a, c, 4, () => body.readReg(rb, 4))) return false; break;
+          case k.UOP_ALU_RI64: if (!alu(a, c, 8, () => body.i64(val))) return false; break;
+          case k.UOP_ALU_RI32: if (!alu(a, c, 4, () => body.i64(val & M32))) return false; break;
+          case k.UOP_SHIFT64: case k.UOP_SHIFT32: { // shl 4, shr 5, sar 7 by a constant 1..63
+            const size = kind === k.UOP_SHIFT64 ? 8 : 4;
+            const count = Number(val);
+            const d = body.newLocal();
+            body.readReg(a, size); body.set(d);
+            if (c === 7) { body.get(d); body.sext(size); body.i64(BigInt(count)); body.op(Op.i64_shr_s); }
+            else { body.get(d); body.i64(BigInt(count)); body.op(c === 4 ? Op.i64_shl : Op.i64_shr_u); }
+            if (size === 4 && c !== 5) { body.i64(M32); body.op(Op.i64_and); }
+            body.writeReg(a);
+            fl = { lfop: 0, aop: c, size, d, s: 0, r: 0, call: "shift", count };
+            break;
+          }
+          case k.UOP_IMUL_RR64: case k.UOP_IMUL_RR32: case k.UOP_IMUL_RRI64: case k.UOP_IMUL_RRI32: {
+            const size = kind === k.UOP_IMUL_RR64 || kind === k.UOP_IMUL_RRI64 ? 8 : 4;
+            const rr = kind === k.UOP_IMUL_RR64 || kind === k.UOP_IMUL_RR32;
+            const x = body.newLocal(), y = body.newLocal();
+            body.readReg(rr ? a : rb, size); body.set(x);
+            if (rr) body.readReg(rb, size); else body.i64(val);
+            body.set(y);
+            body.get(x); body.get(y); body.op(Op.i64_mul); // the low half does not depend on the sign extension
+            if (size === 4) { body.i64(M32); body.op(Op.i64_and); }
+            body.writeReg(a);
+            fl = { lfop: 0, aop: 0, size, d: x, s: y, r: 0, call: "imul" };
+            break;
+          }
+          case k.UOP_CMOV64:
+            body.markRead(a); // kept when the condition is false
+            cond(c);
+            body.op(Op.if, Op.void); body.readReg(rb, 8); body.writeReg(a); body.op(Op.end);
+            break;
+          case k.UOP_CMOV32: // zero-extends even when false
+            body.readReg(rb, 4); body.readReg(a, 4); cond(c); body.op(Op.select); body.writeReg(a);
+            break;
+          case k.UOP_FUSED_RR64: case k.UOP_FUSED_RR32: case k.UOP_FUSED_RI64: case k.UOP_FUSED_RI32: {
+            const size = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RI64 ? 8 : 4;
+            const rr = kind === k.UOP_FUSED_RR64 || kind === k.UOP_FUSED_RR32;
+            if (!alu(a, c, size, rr ? () => body.readReg(rb, size) : () => body.i64(size === 4 ? val & M32 : val))) return false;
+            fusedBranch(u, next);
+            ended = true;
+            break;
+          }
+          case k.UOP_JCC:
+            cond(c);
+            body.op(Op.if, I64); ipPlus(next + val); body.op(Op.else); ipPlus(next); body.op(Op.end);
+            branchTarget(opsize);
+            ended = true;
+            break;
+          case k.UOP_JMP: ipPlus(next + val); branchTarget(opsize); ended = true; break;
+          case k.UOP_LOAD64: case k.UOP_LOAD32: case k.UOP_LOAD_ZX8: {
+            const v = load(u, next, kind === k.UOP_LOAD64 ? 8 : kind === k.UOP_LOAD32 ? 4 : 1, i);
+            if (v === undefined) return false;
+            body.get(v); body.writeReg(a);
+            break;
+          }
+          case k.UOP_STORE64: case k.UOP_STORE32: case k.UOP_STORE8: {
+            const size = kind === k.UOP_STORE64 ? 8 : kind === k.UOP_STORE32 ? 4 : 1;
+            if (!store(u, next, size, i, () => body.readReg(a, size), off)) return false;
+            break;
+          }
+          case k.UOP_MOV_MI64: case k.UOP_MOV_MI32: case k.UOP_MOV_MI8: {
+            const size = kind === k.UOP_MOV_MI64 ? 8 : kind === k.UOP_MOV_MI32 ? 4 : 1;
+            if (!store(u, next, size, i, () => body.i64(val), off)) return false;
+            break;
+          }
+          case k.UOP_ALU_RM64: case k.UOP_ALU_RM32: {
+            const size = kind === k.UOP_ALU_RM64 ? 8 : 4;
+            const v = load(u, next, size, i);
+            if (v === undefined || !alu(a, c, size, () => body.get(v))) return false;
+            break;
+          }
+          case k.UOP_CMP_MI64: case k.UOP_CMP_MI32: case k.UOP_CMP_MI8: {
+            const size = kind === k.UOP_CMP_MI64 ? 8 : kind === k.UOP_CMP_MI32 ? 4 : 1;
+            const v = load(u, next, size, i);
+            if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(size === 8 ? val : val & (size === 4 ? M32 : 0xffn)), v)) return false;
+            break;
+          }
+          case k.UOP_ALU_RI8:
+            if (!alu(a, c, 1, () => body.i64(val & 0xffn))) return false;
+            break;
+          case k.UOP_FUSED_RI8: case k.UOP_FUSED_MI8: case k.UOP_FUSED_MI32: case k.UOP_FUSED_MI64: {
+            const size = kind === k.UOP_FUSED_MI64 ? 8 : kind === k.UOP_FUSED_MI32 ? 4 : 1;
+            const imm = size === 8 ? val : val & (size === 4 ? M32 : 0xffn);
+            if (kind === k.UOP_FUSED_RI8) { if (!alu(a, c, 1, () => body.i64(imm))) return false; }
+            else {
+              const v = load(u, next, size, i);
+              if (v === undefined || !alu(0, k.ALU_CMP!, size, () => body.i64(imm), v)) return false;
+            }
+            fusedBranch(u, next);
+            ended = true;
+            break;
+          }
+          case k.UOP_DIV: case k.UOP_IDIV: {
+            // the core divides rdx:rax in the vCPU struct: write them back, call, read them back
+            const size = rb;
+            const src = body.newLocal();
+            body.readReg(a, size); body.set(src);
+            for (const r of [0, 2]) { body.markRead(r); body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0); }
+            body.get(src); body.i32(size); body.i32(kind === k.UOP_IDIV ? 1 : 0); body.call(F_DIV);
+            checkStop(i); // #DE: rax and rdx untouched, as stored
+            for (const r of [0, 2]) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
+            break;
+          }
+          case k.UOP_PUSH64: {
+            const v = body.newLocal();
+            body.readReg(a, 8); body.set(v); // push rsp pushes the old value
+            spOut(); body.get(v); ipPlus(BigInt(off)); body.call(F_PUSH); spIn();
+            checkStop(i);
+            break;
+          }
+          case k.UOP_POP64: {
+            const v = body.newLocal();
+            spOut(); body.call(F_POP); body.set(v); spIn();
+            checkStop(i);
+            body.get(v); body.writeReg(a); // pop rsp: the popped value wins
+            break;
+          }
+          case k.UOP_CALL64: {
+            const t = body.newLocal();
+            ipPlus(next + val); body.set(t);
+            spOut(); body.get(t); ipPlus(next); ipPlus(BigInt(off)); body.call(F_CALL); spIn();
+            checkStop(i);
+            body.get(t); body.set(nip);
+            ended = true;
+            break;
+          }
+          case k.UOP_RET64:
+            spOut(); body.call(F_RET); body.set(nip); spIn();
+            checkStop(i);
+            ended = true;
+            break;
+          default: return false;
         }
-        case k.UOP_DIV: case k.UOP_IDIV: {
-          // the core divides rdx:rax in the vCPU struct: write them back, call, read them back
-          const size = rb;
-          const src = body.newLocal();
-          body.readReg(a, size); body.set(src);
-          for (const r of [0, 2]) { body.markRead(r); body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0); }
-          body.get(src); body.i32(size); body.i32(kind === k.UOP_IDIV ? 1 : 0); body.call(F_DIV);
-          checkStop(i); // #DE: rax and rdx untouched, as stored
-          for (const r of [0, 2]) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
-          break;
-        }
-        case k.UOP_PUSH64: {
-          const v = body.newLocal();
-          body.readReg(a, 8); body.set(v); // push rsp pushes the old value
-          spOut(); body.get(v); ipPlus(BigInt(off)); body.call(F_PUSH); spIn();
-          checkStop(i);
-          break;
-        }
-        case k.UOP_POP64: {
-          const v = body.newLocal();
-          spOut(); body.call(F_POP); body.set(v); spIn();
-          checkStop(i);
-          body.get(v); body.writeReg(a); // pop rsp: the popped value wins
-          break;
-        }
-        case k.UOP_CALL64: {
-          const t = body.newLocal();
-          ipPlus(next + val); body.set(t);
-          spOut(); body.get(t); ipPlus(next); ipPlus(BigInt(off)); body.call(F_CALL); spIn();
-          checkStop(i);
-          body.get(t); body.set(nip);
-          ended = true;
-          break;
-        }
-        case k.UOP_RET64:
-          spOut(); body.call(F_RET); body.set(nip); spIn();
-          checkStop(i);
-          ended = true;
-          break;
-        default: return undefined;
+        return true;
+      };
+      // a uop the compiler does not emit itself (or a form of one it declines)
+      // runs in the core through jit_uop; what the attempt emitted is dropped
+      const mark = body.code.length, flBefore = fl, endedBefore: boolean = ended;
+      if (!emit()) {
+        if (kind >= k.UOP_FUSED_FIRST! && kind <= k.UOP_FUSED_LAST!) return undefined; // a fused uop's fault rules are block_run's
+        if (kind === k.UOP_GENERIC && u16(u + k.IC_OPCODE!) === 0x131) return undefined; // rdtsc reads the retired count, exact only between uops
+        body.code.length = mark; fl = flBefore; ended = endedBefore;
+        viaCore(i, kind, u, off);
+        if (i === n - 1) { body.set(nip); ended = true; } else body.op(Op.drop);
       }
       if (ended && i !== n - 1) return undefined; // a branch ends its block
     }

@@ -6,7 +6,8 @@
  * registers and the status flags must end the same, and the compiled run
  * must really have run compiled code. The uops themselves are checked
  * against the host CPU (vectors.test.ts). The stack uops (push, pop, call,
- * ret) are checked the same way, stack memory included, and at a fault.
+ * ret) are checked the same way, stack memory included, and at a fault, and
+ * so are the instructions compiled blocks hand to the core (jit_uop).
  */
 import { describe, it, expect } from "vitest";
 import { TestCpu, CODE_ADDR } from "../support/longmode.js";
@@ -49,6 +50,23 @@ function insn(r: Rng): number[] {
   }
 }
 
+/** One random register instruction the compiler leaves to the core (jit_uop): inc/dec, adc/sbb, neg, mul, xchg, bswap, bt, setcc, movsx. */
+function coreInsn(r: Rng): number[] {
+  const w = r.chance(0.5);
+  const d = r.pick(DSTS), s = r.pick(DSTS);
+  switch (r.int(0, 8)) {
+    case 0: return [...rex(w, 0, d), 0xff, modrm(r.int(0, 1), d)]; // inc / dec
+    case 1: return [...rex(w, s, d), r.pick([0x11, 0x19]), modrm(s, d)]; // adc / sbb
+    case 2: return [...rex(w, 0, d), 0xf7, modrm(3, d)]; // neg
+    case 3: return [...rex(w, 0, s), 0xf7, modrm(4, s)]; // mul: rdx:rax
+    case 4: return [...rex(w, s, d), 0x87, modrm(s, d)]; // xchg
+    case 5: return [...rex(w, 0, d), 0x0f, 0xc8 + (d & 7)]; // bswap
+    case 6: return [...rex(w, s, d), 0x0f, 0xa3, modrm(s, d)]; // bt
+    case 7: return [0x40 | (d >> 3), 0x0f, 0x90 + r.int(0, 15), modrm(0, d)]; // setcc r8 (REX: low bytes)
+    default: return [...rex(w, d, s), 0x0f, r.pick([0xbe, 0xbf]), modrm(d, s)]; // movsx
+  }
+}
+
 /** One random memory instruction on [r15 + disp8] (loads, stores, compares, ALU with a memory source). */
 function memInsn(r: Rng): number[] {
   const w = r.chance(0.5);
@@ -71,11 +89,11 @@ function memInsn(r: Rng): number[] {
 }
 
 /** A loop of random instructions: `bytes` long bodies span several blocks; short ones are one block that branches to itself (the compiled loop). */
-function program(seed: number, bytes = 90, memory = false): { code: number[]; perLoop: number } {
+function program(seed: number, bytes = 90, memory = false, core = false): { code: number[]; perLoop: number } {
   const r = new Rng(seed);
   const body: number[] = [];
   let n = 0;
-  while (body.length < bytes) { body.push(...(memory && r.chance(0.4) ? memInsn(r) : insn(r))); n++; }
+  while (body.length < bytes) { body.push(...(memory && r.chance(0.4) ? memInsn(r) : core && r.chance(0.3) ? coreInsn(r) : insn(r))); n++; }
   // sub ecx, 1; jnz start (fused in one uop)
   const code = [...body, 0x83, 0xe9, 0x01];
   code.push(0x0f, 0x85, ...le32(-(code.length + 6)));
@@ -111,8 +129,8 @@ function stackProgram(seed: number): { code: number[]; perLoop: number } {
 }
 function le32(v: number): number[] { return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]; }
 
-function runBoth(seed: number, loops: number, bytes?: number, memory = false, stack = false): { a: bigint[]; b: bigint[]; compiled: bigint } {
-  const { code, perLoop } = stack ? stackProgram(seed) : program(seed, bytes, memory);
+function runBoth(seed: number, loops: number, bytes?: number, memory = false, stack = false, core = false): { a: bigint[]; b: bigint[]; compiled: bigint } {
+  const { code, perLoop } = stack ? stackProgram(seed) : program(seed, bytes, memory, core);
   const out: bigint[][] = [];
   let compiled = 0n;
   for (const jit of [1, 0]) {
@@ -178,6 +196,16 @@ describe("block compiler", () => {
     for (let seed = 3000; seed < 3150; seed++) {
       const { a, b, compiled: c } = runBoth(seed, 40, undefined, false, true);
       expect(a, `seed ${seed}: program ${stackProgram(seed).code.map((x) => x.toString(16).padStart(2, "0")).join(" ")}`).toEqual(b);
+      compiled += c;
+    }
+    expect(compiled).toBeGreaterThan(150n * 30n * 5n);
+  });
+  it("loops with instructions the core runs for the compiled code (jit_uop) end with the same registers, flags and memory", () => {
+    let compiled = 0n;
+    for (let seed = 4000; seed < 4150; seed++) {
+      const bytes = seed & 1 ? 30 : 80;
+      const { a, b, compiled: c } = runBoth(seed, 40, bytes, (seed & 2) !== 0, false, true);
+      expect(a, `seed ${seed}: program ${program(seed, bytes, (seed & 2) !== 0, true).code.map((x) => x.toString(16).padStart(2, "0")).join(" ")}`).toEqual(b);
       compiled += c;
     }
     expect(compiled).toBeGreaterThan(150n * 30n * 5n);
