@@ -149,12 +149,16 @@ export const VCPU_STATS_MAX: i32 = 128;
 // 2 KiB laid out in assembly/mmu/layout.ts
 export const VCPU_MMU: i32 = 2048;
 
-// ---- the software TLB (see mmu/tlb.ts): TLB_ENTRIES x 16 bytes
+// ---- the software TLB (see mmu/tlb.ts): TLB_ENTRIES x 16 bytes, then the
+// log of entries filled since the last flush (u32 count, TLB_LOG_MAX x u16)
 export const VCPU_TLB: i32 = 4096;
-export const TLB_ENTRIES: i32 = 256;
+export const TLB_ENTRIES: i32 = 1024;
+export const VCPU_TLB_LOG_N: i32 = VCPU_TLB + TLB_ENTRIES * 16;
+export const VCPU_TLB_LOG: i32 = VCPU_TLB_LOG_N + 4;
+export const TLB_LOG_MAX: i32 = 62;
 
 // ---- the decoded-instruction cache (see cpu/decode.ts): ICACHE_ENTRIES x 64 bytes
-export const VCPU_ICACHE: i32 = 8192;
+export const VCPU_ICACHE: i32 = VCPU_TLB_LOG + TLB_LOG_MAX * 2;
 export const ICACHE_ENTRIES: i32 = 1024;
 
 // ---- the block cache (see cpu/block.ts): BLOCK_ENTRIES x BLOCK_SIZE bytes

@@ -6,7 +6,11 @@
 //   u32 gfn  = guest frame number (for dirty logging / write tracking)
 // Permissions are stored per privilege class so CPL changes need no flush:
 // the access checks `tag & tlb_need_*` against the bits for the current CPL.
-import { VCPU, VCPU_TLB, TLB_ENTRIES, stat_inc } from "../cpu/state";
+// A flush clears only the entries filled since the last one (a log of up to
+// TLB_LOG_MAX, else all of them): with 1024 entries a guest sweeping 512
+// pages (pt-memset's checks) keeps its translations, while a CR3 switch
+// after touching a few pages (cr3-switch, forkwait) still clears a few.
+import { VCPU, VCPU_TLB, TLB_ENTRIES, VCPU_TLB_LOG_N, VCPU_TLB_LOG, TLB_LOG_MAX, stat_inc } from "../cpu/state";
 import { STAT_TLB_FLUSH } from "../stats";
 import { trace, TRACE_TLB_FLUSH } from "../trace";
 
@@ -55,6 +59,13 @@ export function tlb_fill(lin: u64, perms: u64, host: usize, gfn: u64): void {
   store<u64>(e, (lin & PAGE_HI) | perms);
   store<u32>(e + 8, <u32>host);
   store<u32>(e + 12, <u32>gfn);
+  tlb_log(<u32>(lin >> 12) & <u32>(TLB_ENTRIES - 1));
+}
+// Note entry `i` as filled; past TLB_LOG_MAX the count alone grows (flush all).
+@inline function tlb_log(i: u32): void {
+  const n = load<u32>(VCPU + VCPU_TLB_LOG_N);
+  if (n < <u32>TLB_LOG_MAX) store<u16>(VCPU + VCPU_TLB_LOG + (<usize>n << 1), <u16>i);
+  if (n <= <u32>TLB_LOG_MAX) store<u32>(VCPU + VCPU_TLB_LOG_N, n + 1);
 }
 
 // Shadow MMU: the last write that had to be emulated because its page is a
@@ -78,9 +89,21 @@ export function tlb_flush(keep_global: bool): void {
   emul_page = 1;
   trace(TRACE_TLB_FLUSH, keep_global ? 1 : 0, 0, 0);
   const base = VCPU + VCPU_TLB;
-  for (let i = 0; i < TLB_ENTRIES; i++) {
-    const e = base + (<usize>i << 4);
-    if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
+  const n = load<u32>(VCPU + VCPU_TLB_LOG_N);
+  store<u32>(VCPU + VCPU_TLB_LOG_N, 0);
+  if (n > <u32>TLB_LOG_MAX) {
+    for (let i = 0; i < TLB_ENTRIES; i++) {
+      const e = base + (<usize>i << 4);
+      if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
+      else tlb_log(<u32>i); // a kept global entry: cleared by a later full flush
+    }
+  } else {
+    for (let k: u32 = 0; k < n; k++) {
+      const i = <u32>load<u16>(VCPU + VCPU_TLB_LOG + (<usize>k << 1));
+      const e = base + (<usize>i << 4);
+      if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
+      else if (load<u64>(e) != 0) tlb_log(i);
+    }
   }
   fetch_invalidate();
 }

@@ -19,7 +19,7 @@
 import { Vm } from "../../src/vm.js";
 import { Vcpu, type ExitName } from "../../src/vcpu.js";
 import { loadCoreModule } from "../../src/platform/node.js";
-import type { MmuKnobs } from "../../src/mmu/knobs.js";
+import type { MmuKnobs, MmuMode } from "../../src/mmu/knobs.js";
 
 export const PML4_ADDR = 0x1000;
 export const GDT_ADDR = 0x5000;
@@ -49,8 +49,8 @@ export class TestCpu {
   private readonly k: Readonly<Record<string, number>>;
   private readonly bytes: Uint8Array;
 
-  constructor(module: WebAssembly.Module = loadCoreModule(), knobs: Partial<MmuKnobs> = {}) {
-    this.vm = new Vm({ module, ramSize: 2 * MiB, knobs });
+  constructor(module: WebAssembly.Module = loadCoreModule(), knobs: Partial<MmuKnobs> = {}, mmu: MmuMode = "shadow") {
+    this.vm = new Vm({ module, ramSize: 2 * MiB, knobs, mmu });
     this.vcpu = this.vm.vcpus[0];
     this.k = this.vm.core.k;
     this.gpr = new BigUint64Array(this.vm.memory.buffer, this.vcpu.base + this.k.VCPU_REGS, 16);
