@@ -18,7 +18,7 @@ export * from "./mmu/dirty_exports"; // memslots, dirty logging, write-protect-a
 export { decode_length, decoded_field } from "./debug";
 export { vcpu_bind, vm_bind, heap_base, memslots_changed, tlb_flush_all, mmu_reset_context } from "./bind";
 // The block cache's records and the helpers compiled blocks call (src/jit/ reads these).
-export { B_HOST, B_MODE, B_N, B_LEN, B_INSNS, B_UOPS, B_JIT, B_ITERS, U_KIND, U_OFF, U_A, U_B, U_VAL } from "./cpu/block";
+export { B_HOST, B_MODE, B_N, B_LEN, B_INSNS, B_UOPS, B_JIT, B_HOT, B_ITERS, U_KIND, U_OFF, U_A, U_B, U_VAL } from "./cpu/block";
 export { UOP_GENERIC, UOP_NOP, UOP_MOV_RR64, UOP_MOV_RR32, UOP_MOV_RI, UOP_ALU_RR64, UOP_ALU_RR32, UOP_ALU_RI64, UOP_ALU_RI32, UOP_ALU_RM64, UOP_ALU_RM32, UOP_CMP_MI64, UOP_CMP_MI32, UOP_CMP_MI8, UOP_LOAD64, UOP_LOAD32, UOP_LOAD_ZX8, UOP_STORE64, UOP_STORE32, UOP_STORE8, UOP_MOV_MI64, UOP_MOV_MI32, UOP_MOV_MI8, UOP_LEA64, UOP_LEA32, UOP_MOVZX8_RR, UOP_JCC, UOP_JMP, UOP_CALL64, UOP_RET64, UOP_SHIFT64, UOP_SHIFT32, UOP_IMUL_RR64, UOP_IMUL_RR32, UOP_IMUL_RRI64, UOP_IMUL_RRI32, UOP_CMOV64, UOP_CMOV32, UOP_INC64, UOP_INC32, UOP_DEC64, UOP_DEC32, UOP_PUSH64, UOP_POP64, UOP_CQO, UOP_CDQE, UOP_NOT, UOP_DIV, UOP_IDIV, UOP_MOVSXD, UOP_ALU_RI8, UOP_FUSED_FIRST, UOP_FUSED_RR64, UOP_FUSED_RR32, UOP_FUSED_RI64, UOP_FUSED_RI32, UOP_FUSED_RI8, UOP_FUSED_MI8, UOP_FUSED_MI32, UOP_FUSED_MI64, UOP_FUSED_LAST, U_C, U_CC, U_JLEN, U_JSIZE, U_JREL, ALU_TEST } from "./cpu/uops";
 export {
   IC_LEN, IC_OPCODE, IC_FLAGS, IC_OPSIZE, IC_ADDRSIZE, IC_BASE, IC_INDEX, IC_SCALE, IC_DISP, IC_SEG,

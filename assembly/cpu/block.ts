@@ -57,7 +57,7 @@ const L_BLOCK: usize = 8;
 const L_GEN: usize = 12;
 // compiled code (cpu/jit.ts): table index (0: none) and runs so far
 export const B_JIT: usize = 112; // u32
-const B_HOT: usize = 116; // u32
+export const B_HOT: usize = 116; // u32
 export const B_ITERS: usize = 120; // u32 iterations the last call of a compiled self-loop started
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
 const B_LRU: usize = 72; // u8, in a set's first way: the way found last

@@ -45,6 +45,8 @@ const IMPORTS: Import[] = [
 // the core's lazy flags (assembly/cpu/flags.ts), set directly at a block's end
 const GLOBALS: GlobalImport[] = [{ name: "lf_op", type: I32 }, { name: "lf_size", type: I32 }, { name: "lf_dst", type: I64 }, { name: "lf_src", type: I64 }, { name: "lf_res", type: I64 }];
 const G_OP = 0, G_SIZE = 1, G_DST = 2, G_SRC = 3, G_RES = 4;
+/** Blocks compiled in one module at most (the one that became hot and warm ones). */
+const BATCH = 16;
 const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5, F_PUSH = 6, F_POP = 7, F_CALL = 8, F_RET = 9, F_UOP = 10;
 
 /**
@@ -116,28 +118,77 @@ export class BlockCompiler {
       return this.install(b, vcpu);
     } catch (e) {
       // never let an exception unwind through the core's run(): it is mid-instruction
-      if (this.errors.length < 16) this.errors.push(`block at 0x${b.toString(16)}: ${(e as Error).message}`);
+      this.noteError(b, e);
       return 0;
     }
   }
+  private noteError(b: number, e: unknown): void {
+    if (this.errors.length < 16) this.errors.push(`block at 0x${b.toString(16)}: ${(e as Error).message}`);
+  }
 
+  /**
+   * Compile block `b` and, in the same module, up to BATCH - 1 other warm
+   * blocks of the vCPU's cache (run at least a quarter as often): V8 spends
+   * ~0.5 ms setting up each module and little per function, and a function
+   * never called is never compiled (lazily). The others get their table
+   * index here; the core stores b's from the return value.
+   */
   private install(b: number, vcpu: number): number {
-    const body = this.generate(b, vcpu);
-    if (!body) return 0;
+    const first = this.generate(b, vcpu);
+    if (!first) return 0;
+    const k = this.k, dv = new DataView(this.memory.buffer);
+    const funcs = [first], blocks = [b];
+    for (const o of this.warmBlocks(b, vcpu, dv)) {
+      if (funcs.length >= BATCH || this.compiled + funcs.length >= this.limit) break;
+      let g;
+      try { g = this.generate(o, vcpu); } catch (err) { this.noteError(o, err); }
+      if (g) { funcs.push(g); blocks.push(o); }
+    }
     const e = this.instance.exports;
-    const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, body.locals, body.code, "jit/block");
+    const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, funcs, "jit/block");
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div, push: e.jit_push, pop: e.jit_pop, call: e.jit_call, ret: e.jit_ret, uop: e.jit_uop,
         lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res },
     });
-    const idx = this.table.grow(1);
-    this.table.set(idx, inst.exports.f as (ip: bigint, max: number) => bigint);
-    this.compiled++;
-    return idx;
+    const base = this.table.grow(funcs.length);
+    blocks.forEach((o, i) => {
+      this.table.set(base + i, inst.exports[`f${i}`] as (ip: bigint, max: number) => bigint);
+      if (i > 0) dv.setUint32(o + k.B_JIT!, base + i, true);
+    });
+    this.compiled += funcs.length;
+    if (blocks.length > 1) { // the core counts b itself
+      const stat = vcpu + k.VCPU_STATS! + k.STAT_BLOCKS_COMPILED! * 8;
+      dv.setBigUint64(stat, dv.getBigUint64(stat, true) + BigInt(blocks.length - 1), true);
+    }
+    return base;
+  }
+
+  /** Blocks of the vCPU's cache, other than `b`, not compiled and run at least a quarter as often as `b`: hottest first. */
+  private warmBlocks(b: number, vcpu: number, dv: DataView): number[] {
+    const k = this.k;
+    const bar = Math.max(1, dv.getUint32(b + k.B_HOT!, true) >>> 2);
+    const found: [number, number][] = [];
+    for (let i = 0; i < k.BLOCK_ENTRIES!; i++) {
+      const o = vcpu + k.VCPU_BLOCKS! + i * k.BLOCK_SIZE!;
+      if (o === b || dv.getUint8(o + k.B_MODE!) === 0 || dv.getUint8(o + k.B_N!) === 0 || dv.getUint32(o + k.B_JIT!, true) !== 0) continue;
+      const hot = dv.getUint32(o + k.B_HOT!, true);
+      if (hot >= bar) found.push([hot, o]);
+    }
+    return found.sort((x, y) => y[0] - x[0]).map(([, o]) => o);
   }
 
   /** The function body for block `b`, or undefined if a uop is not compiled. */
   generate(b: number, vcpu: number): { locals: number[]; code: number[] } | undefined {
+    // a block with uops run by the core (jit_uop) is generated twice: the
+    // first pass finds the registers the block writes (spilled to the vCPU
+    // struct before each such uop) and uses (read back after it)
+    const first = this.emit(b, vcpu);
+    if (!first || !first.viaCore) return first;
+    return this.emit(b, vcpu, { written: first.written, used: first.used });
+  }
+
+  private emit(b: number, vcpu: number, spill?: { written: number[]; used: number[] }):
+    { locals: number[]; code: number[]; written: number[]; used: number[]; viaCore: boolean } | undefined {
     const k = this.k;
     const dv = new DataView(this.memory.buffer);
     const u8 = (a: number) => dv.getUint8(a), i8 = (a: number) => dv.getInt8(a), u16 = (a: number) => dv.getUint16(a, true);
@@ -284,12 +335,14 @@ export class BlockCompiler {
       body.op(Op.if, I64); ipPlus(jnext + u64(u + k.U_JREL!)); body.op(Op.else); ipPlus(jnext); body.op(Op.end);
       branchTarget(u8(u + k.U_JSIZE!)); // only the taken side can be non-canonical
     };
-    /** Run uop `i` (record `u`) in the core: every register through the vCPU struct, the flags through the core's. */
+    /** Run uop `i` (record `u`) in the core: the registers the block writes go to the vCPU struct before, those it uses come back after; the flags go through the core. */
+    let usedCore = false;
     const viaCore = (i: number, kind: number, u: number, off: number): void => {
+      usedCore = true;
       storeFlags();
-      for (let r = 0; r < 16; r++) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0); }
+      for (const r of spill?.written ?? []) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.get(body.reg(r)); body.op(Op.i64_store, 3, 0); }
       body.i32(kind); body.i32(u); ipPlus(BigInt(off)); body.call(F_UOP);
-      for (let r = 0; r < 16; r++) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
+      for (const r of spill?.used ?? []) { body.i32(vcpu + k.VCPU_REGS! + r * 8); body.op(Op.i64_load, 3, 0); body.writeReg(r); }
       checkStop(i); // the nip it returned stays on the stack: a stop leaves through a br that drops it
     };
     let ended = false;
@@ -504,6 +557,6 @@ export class BlockCompiler {
     body.get(nip);
     body.get(stopAt); body.i32(0); body.op(Op.i32_lt_s); body.op(Op.i32_eqz);
     body.op(Op.select);
-    return { locals: body.locals, code: [...e.code, ...body.code] };
+    return { locals: body.locals, code: [...e.code, ...body.code], written: [...body.writtenRegs], used: body.regs.map(([r]) => r), viaCore: usedCore };
   }
 }

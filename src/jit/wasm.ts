@@ -58,13 +58,15 @@ export interface Import { name: string; type: FuncType }
 /** A mutable global imported from "env" (global indexes follow this order). */
 export interface GlobalImport { name: string; type: number }
 
+/** A function of the module: its locals' types and its code (without the final `end`). */
+export interface FuncBody { locals: number[]; code: number[] }
+
 /**
  * Module bytes: imports "env.memory" (shared, `maxPages`), `imports` (as
- * functions 0..n-1) and `globals` (mutable, 0..m-1), defines one function of `type` with `locals` (types)
- * and `body` (its code, without the final `end`), exported as "f" and
- * named `fname` for profilers.
+ * functions 0..n-1) and `globals` (mutable, 0..m-1), defines `funcs`, all of
+ * `type`, exported as "f0", "f1", ... and each named `fname` for profilers.
  */
-export function moduleBytes(maxPages: number, imports: Import[], globals: GlobalImport[], type: FuncType, locals: number[], body: number[], fname = "f"): Uint8Array<ArrayBuffer> {
+export function moduleBytes(maxPages: number, imports: Import[], globals: GlobalImport[], type: FuncType, funcs: FuncBody[], fname = "f"): Uint8Array<ArrayBuffer> {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const types = [...imports.map((i) => i.type), type];
   const t: number[] = [];
@@ -82,23 +84,29 @@ export function moduleBytes(maxPages: number, imports: Import[], globals: Global
   for (const g of globals) { name("env", im); name(g.name, im); im.push(0x03, g.type, 0x01); }
   section(2, im, out);
   const fs: number[] = [];
-  uleb(1, fs); uleb(imports.length, fs);
+  uleb(funcs.length, fs);
+  for (let i = 0; i < funcs.length; i++) uleb(imports.length, fs); // the type after the imports'
   section(3, fs, out);
   const ex: number[] = [];
-  uleb(1, ex); name("f", ex); ex.push(0x00); uleb(imports.length, ex);
+  uleb(funcs.length, ex);
+  funcs.forEach((_, i) => { name(`f${i}`, ex); ex.push(0x00); uleb(imports.length + i, ex); });
   section(7, ex, out);
-  const fb: number[] = [];
-  uleb(locals.length, fb);
-  for (const l of locals) { uleb(1, fb); fb.push(l); }
-  fb.push(...body, Op.end);
   const code: number[] = [];
-  uleb(1, code); uleb(fb.length, code); code.push(...fb);
+  uleb(funcs.length, code);
+  for (const f of funcs) {
+    const fb: number[] = [];
+    uleb(f.locals.length, fb);
+    for (const l of f.locals) { uleb(1, fb); fb.push(l); }
+    fb.push(...f.code, Op.end);
+    uleb(fb.length, code); code.push(...fb);
+  }
   section(10, code, out);
-  // a "name" section, so profiles show `fname` for the function
+  // a "name" section, so profiles show `fname` for the functions
   const names: number[] = [];
   name("name", names);
   const fnames: number[] = [];
-  uleb(1, fnames); uleb(imports.length, fnames); name(fname, fnames);
+  uleb(funcs.length, fnames);
+  funcs.forEach((_, i) => { uleb(imports.length + i, fnames); name(fname, fnames); });
   names.push(1); uleb(fnames.length, names); names.push(...fnames);
   section(0, names, out);
   return new Uint8Array(out) as Uint8Array<ArrayBuffer>;
