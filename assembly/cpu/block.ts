@@ -39,7 +39,7 @@ import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP, jit_uop_next, jit_uop_at, ji
 import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte, fetch_tlb_hit } from "./mem";
-import { fetch_gen, links_invalidate, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
+import { fetch_gen, links_invalidate, run_gen, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
 import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, UOP_CALL64, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
@@ -61,6 +61,7 @@ export const B_HOT: usize = 116; // u32
 export const B_ITERS: usize = 120; // u32 iterations the last call of a compiled self-loop started
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
 const B_LRU: usize = 72; // u8, in a set's first way: the way found last
+const B_VGEN: usize = 76; // u32: the run() generation its bytes were last compared in
 export const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
 // A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
 export const U_KIND: usize = 0; // u8 UOP_* (uops.ts)
@@ -104,6 +105,7 @@ export function block_find(at: u64): usize {
       const len = <i32>load<u8>(b + B_LEN);
       if (len <= left && code_matches(b, h, len)) {
         store<u8>(set + B_LRU, <u8>w);
+        store<u32>(b + B_VGEN, run_gen);
         return b;
       }
     }
@@ -209,6 +211,7 @@ function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   store<u8>(b + B_LEN, <u8>len);
   store<u32>(b + B_JIT, 0);
   store<u32>(b + B_HOT, 0);
+  store<u32>(b + B_VGEN, run_gen);
   for (let i = 0; i < BLOCK_CODE_MAX; i += 8) {
     store<u64>(b + B_CODE + <usize>i, i < len ? load<u64>(h + <usize>i) & tail_mask(len - i) : 0);
   }
@@ -265,7 +268,7 @@ function block_run(b: usize, at: u64): i32 {
 // A link is taken only to a block built, in the current mode, from the bytes
 // the current fetch translation maps at `nip` (the slot may hold another
 // block by now): on the fetch page, or on another page the TLB holds for
-// execution. The one-instruction path would translate no more than that, so
+// execution; and the first time in a run() its bytes are compared again. The one-instruction path would translate no more than that, so
 // both paths make the same translations (the same TLB misses, walks and
 // shadow faults); a TLB miss is looked up (and translated) anew.
 @inline function block_follow(b: usize, ip: u64, nip: u64): usize {
@@ -279,7 +282,11 @@ function block_run(b: usize, at: u64): i32 {
       h = fetch_tlb_hit(lin);
       if (h != 0) fetch_set(lin & PAGE_HI, h - <usize>(lin & 0xfff));
     }
-    if (h != 0 && <u32>h == load<u32>(nb + B_HOST) && <u32>load<u8>(nb + B_MODE) == mode_key()) return nb;
+    if (h != 0 && <u32>h == load<u32>(nb + B_HOST) && <u32>load<u8>(nb + B_MODE) == mode_key()) {
+      if (load<u32>(nb + B_VGEN) == run_gen) return nb;
+      // first entry in this run(): memory may have changed outside it
+      if (code_matches(nb, h, <i32>load<u8>(nb + B_LEN))) { store<u32>(nb + B_VGEN, run_gen); return nb; }
+    }
   }
   return block_link(link, nip);
 }
@@ -302,6 +309,9 @@ let hint_b: usize = 0;
 let hint_ip: u64 = 0;
 let hint_gen: u32 = 0;
 let hint_alone = false;
+// At run() entry: the hint may name another vCPU's block (one core instance
+// runs the vCPUs of a deterministic SMP machine in turn).
+export function blocks_run_begin(): void { hint_b = 0; }
 
 // A compiled block (cpu/jit.ts) retires all its instructions, unless its
 // final branch faults (#GP on a non-canonical target). A block that branches

@@ -15,7 +15,7 @@ import { dispatch } from "./dispatch";
 import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
 import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
-import { links_invalidate, emul_forget } from "../mmu/tlb";
+import { run_gen_next, emul_forget } from "../mmu/tlb";
 import { walk_set_ac } from "../mmu/walk";
 import { rep_begin, rep_extra_steps, rep_yielded } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS, STAT_BLOCK_INSNS } from "../stats";
@@ -23,7 +23,7 @@ import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
 import { VMB, VM_BUS_LOCK } from "../vm";
 import { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN, VM_KNOB_BLOCK_CACHE } from "../mmu/layout";
 import { kvm_check_tlb_and_reload_requests } from "../mmu/tlbflush";
-import { blocks_run, block_next } from "./block";
+import { blocks_run, block_next, blocks_run_begin } from "./block";
 
 function record_unimplemented(at: u64): void {
   store<u64>(VCPU + EXIT_INTERNAL_RIP, at);
@@ -74,7 +74,8 @@ function smp_poll(): bool {
 
 export function run(budget: i32): i32 {
   emul_forget(); // the emulated-write cache serves one execution of one instruction (mmu/tlb.ts)
-  links_invalidate(); // memory may have changed outside run(): blocks are byte-checked again
+  run_gen_next(); // memory may have changed outside run(): linked blocks are byte-checked again
+  blocks_run_begin();
   flags_sync_in();
   update_mode();
   walk_set_ac((get_eflags() & AC) != 0);

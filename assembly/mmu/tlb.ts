@@ -39,15 +39,18 @@ export function tlb_set_cpl(user: bool): void {
 export let fetch_page: u64 = 1;
 export let fetch_host: usize = 0;
 // The block cache's links between blocks (cpu/block.ts) are valid for one
-// fetch generation, which ends when code may have changed behind the code
-// map's back (a new run(): the host, another vCPU or a migration may have
-// written memory) or under it (a store to a page holding cached code). TLB
-// flushes, CPL and mode changes need not end it: they drop fetch_page, and a
-// link is taken only to a block whose bytes the current fetch translation
-// maps, in the current mode.
+// fetch generation, which a store to a page holding cached code ends (the
+// code map). TLB flushes, CPL and mode changes need not end it: they drop
+// fetch_page, and a link is taken only to a block whose bytes the current
+// fetch translation maps, in the current mode. Outside run() the host,
+// another vCPU or a migration may write memory behind the code map's back:
+// each run() starts a new run_gen, and a linked block's bytes are compared
+// again the first time it is entered in it.
 export let fetch_gen: u32 = 1;
+export let run_gen: u32 = 1;
 @inline export function fetch_invalidate(): void { fetch_page = 1; }
 @inline export function links_invalidate(): void { fetch_gen++; }
+@inline export function run_gen_next(): void { run_gen++; }
 @inline export function fetch_set(page: u64, host: usize): void { fetch_page = page; fetch_host = host; }
 
 @inline export function tlb_entry(lin: u64): usize {

@@ -49,8 +49,8 @@ export class TestCpu {
   private readonly k: Readonly<Record<string, number>>;
   private readonly bytes: Uint8Array;
 
-  constructor(module: WebAssembly.Module = loadCoreModule(), knobs: Partial<MmuKnobs> = {}, mmu: MmuMode = "shadow") {
-    this.vm = new Vm({ module, ramSize: 2 * MiB, knobs, mmu });
+  constructor(module: WebAssembly.Module = loadCoreModule(), knobs: Partial<MmuKnobs> = {}, mmu: MmuMode = "shadow", vcpus = 1) {
+    this.vm = new Vm({ module, ramSize: 2 * MiB, knobs, mmu, vcpus });
     this.vcpu = this.vm.vcpus[0];
     this.k = this.vm.core.k;
     this.gpr = new BigUint64Array(this.vm.memory.buffer, this.vcpu.base + this.k.VCPU_REGS, 16);
@@ -70,16 +70,16 @@ export class TestCpu {
     for (let i = 0; i < 512; i++) put(PML4_ADDR + 0x3000 + i * 8, BigInt(i * 4096) | PRESENT_RW_USER | 0x60n);
   }
 
-  /** 64-bit mode, CPL 3: CS.L=1 DPL 3, RPL 3 selectors, flat data segments, 4-level paging. */
-  enterLongModeUser(): void {
-    const v = this.vcpu, k = this.k;
+  /** 64-bit mode, CPL 3: CS.L=1 DPL 3, RPL 3 selectors, flat data segments, 4-level paging (vCPU 0, or `v`). */
+  enterLongModeUser(v: Vcpu = this.vcpu): void {
+    const k = this.k;
     v.set64(k.VCPU_CR0, CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG);
     v.set64(k.VCPU_CR4, CR4_PAE);
     v.set64(k.VCPU_EFER, EFER_LME | EFER_LMA);
     v.set64(k.VCPU_CR3, BigInt(PML4_ADDR));
     v.setSeg("cs", { selector: 0x33, base: 0n, limit: 0xffffffff, attr: ATTR_CODE64_USER });
     for (const s of ["ds", "es", "ss", "fs", "gs"] as const) v.setSeg(s, { selector: 0x2b, base: 0n, limit: 0xffffffff, attr: ATTR_DATA_USER });
-    this.noIdt();
+    this.noIdt(v);
     v.flushTlb();
   }
 
@@ -122,11 +122,11 @@ export class TestCpu {
     return at / 16;
   }
 
-  private noIdt(): void {
-    this.vcpu.set64(this.k.VCPU_IDTR_BASE, 0n);
-    this.vcpu.u32(this.k.VCPU_IDTR_LIMIT, 0);
-    this.vcpu.u32(this.k.VCPU_HALTED, 0);
-    this.vcpu.i32(this.k.VCPU_PENDING_IRQ, -1);
+  private noIdt(v: Vcpu = this.vcpu): void {
+    v.set64(this.k.VCPU_IDTR_BASE, 0n);
+    v.u32(this.k.VCPU_IDTR_LIMIT, 0);
+    v.u32(this.k.VCPU_HALTED, 0);
+    v.i32(this.k.VCPU_PENDING_IRQ, -1);
   }
 
   /** Copy bytes to guest-physical (= linear) address `gpa`. */
