@@ -39,7 +39,7 @@ import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP, jit_uop_next, jit_uop_at, ji
 import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte, fetch_tlb_hit } from "./mem";
-import { fetch_gen, links_invalidate, run_gen, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
+import { fetch_gen, links_invalidate, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
 import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, UOP_CALL64, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
@@ -61,7 +61,6 @@ export const B_HOT: usize = 116; // u32
 export const B_ITERS: usize = 120; // u32 iterations the last call of a compiled self-loop started
 const B_CODE: usize = 8; // BLOCK_CODE_MAX bytes, zero padded
 const B_LRU: usize = 72; // u8, in a set's first way: the way found last
-const B_VGEN: usize = 76; // u32: the run() generation its bytes were last compared in
 export const B_UOPS: usize = 128; // BLOCK_MAX_INSNS x 64-byte records
 // A uop's own fields (bytes 0..19; 20..63 are decode.ts's record)
 export const U_KIND: usize = 0; // u8 UOP_* (uops.ts)
@@ -105,7 +104,6 @@ export function block_find(at: u64): usize {
       const len = <i32>load<u8>(b + B_LEN);
       if (len <= left && code_matches(b, h, len)) {
         store<u8>(set + B_LRU, <u8>w);
-        store<u32>(b + B_VGEN, run_gen);
         return b;
       }
     }
@@ -211,7 +209,7 @@ function block_build(b: usize, h: usize, at: u64, left: i32): usize {
   store<u8>(b + B_LEN, <u8>len);
   store<u32>(b + B_JIT, 0);
   store<u32>(b + B_HOT, 0);
-  store<u32>(b + B_VGEN, run_gen);
+  jit_uop_clear(); // it may name a uop of the block this slot held
   for (let i = 0; i < BLOCK_CODE_MAX; i += 8) {
     store<u64>(b + B_CODE + <usize>i, i < len ? load<u64>(h + <usize>i) & tail_mask(len - i) : 0);
   }
@@ -265,15 +263,28 @@ function block_run(b: usize, at: u64): i32 {
 
 // The block after block `b` (entered at `ip`) when the next RIP is `nip`:
 // through b's link when it is valid, else looked up and linked. 0: none.
-// A link is taken only to a block built, in the current mode, from the bytes
-// the current fetch translation maps at `nip` (the slot may hold another
-// block by now): on the fetch page, or on another page the TLB holds for
-// execution; and the first time in a run() its bytes are compared again. The one-instruction path would translate no more than that, so
-// both paths make the same translations (the same TLB misses, walks and
-// shadow faults); a TLB miss is looked up (and translated) anew.
+// A link is taken only to a block built from the bytes the current fetch
+// translation maps at `nip` (the slot may hold another block by now): on the
+// fetch page, or on another page the TLB holds for execution. The one-
+// instruction path would translate no more than that, so both paths make the
+// same translations (the same TLB misses, walks and shadow faults); a TLB
+// miss is looked up (and translated) anew. A link made before the current
+// fetch generation (a new run(), a mode change, a write to cached code) is
+// taken once the block is found to be in the current mode with its bytes
+// unchanged: cheaper than the lookup, and the fast path stays three compares.
 @inline function block_follow(b: usize, ip: u64, nip: u64): usize {
   const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
   if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) {
+    const nb = <usize>load<u32>(link + L_BLOCK);
+    const lin = mode64 ? nip : (seg_base(SEG_CS) + nip) & 0xffffffff;
+    if ((lin & PAGE_HI) == fetch_page && <u32>(fetch_host + <usize>(lin & 0xfff)) == load<u32>(nb + B_HOST)) return nb;
+  }
+  return block_follow_slow(link, nip);
+}
+// The rest of block_follow, out of the chain loop: a link to another page or
+// from an older generation, else a lookup.
+function block_follow_slow(link: usize, nip: u64): usize {
+  if (load<u64>(link + L_RIP) == nip) {
     const nb = <usize>load<u32>(link + L_BLOCK);
     const lin = mode64 ? nip : (seg_base(SEG_CS) + nip) & 0xffffffff;
     let h: usize = 0;
@@ -282,10 +293,10 @@ function block_run(b: usize, at: u64): i32 {
       h = fetch_tlb_hit(lin);
       if (h != 0) fetch_set(lin & PAGE_HI, h - <usize>(lin & 0xfff));
     }
-    if (h != 0 && <u32>h == load<u32>(nb + B_HOST) && <u32>load<u8>(nb + B_MODE) == mode_key()) {
-      if (load<u32>(nb + B_VGEN) == run_gen) return nb;
-      // first entry in this run(): memory may have changed outside it
-      if (code_matches(nb, h, <i32>load<u8>(nb + B_LEN))) { store<u32>(nb + B_VGEN, run_gen); return nb; }
+    if (h != 0 && <u32>h == load<u32>(nb + B_HOST) &&
+        (load<u32>(link + L_GEN) == fetch_gen || (<u32>load<u8>(nb + B_MODE) == mode_key() && code_matches(nb, h, <i32>load<u8>(nb + B_LEN))))) {
+      store<u32>(link + L_GEN, fetch_gen);
+      return nb;
     }
   }
   return block_link(link, nip);
@@ -321,7 +332,6 @@ export function blocks_run_begin(): void { hint_b = 0; }
 @inline function block_run_compiled(b: usize, at: u64, j: u32, limit: i32): i32 {
   const insns = <i32>load<u8>(b + B_INSNS);
   store<u32>(VCPU + VCPU_JIT_STOP, 0);
-  jit_uop_clear();
   const nip = call_indirect<u64>(j, at, limit);
   let retired = (<i32>load<u32>(b + B_ITERS) - 1) * insns; // the iterations before the last one
   if ((nip & ~<u64>0xff) == JIT_STOP) {
@@ -371,14 +381,16 @@ export function blocks_run(at: u64, budget: i32, icount_now: u64, stop_at: u64):
   hint_b = 0;
   let compiled = 0; // instructions retired by compiled blocks (counted once, at the end)
   while (b != 0) {
-    if (load<u8>(b + B_N) == 0) { hint_b = b; hint_ip = ip; hint_gen = fetch_gen; hint_alone = true; break; }
     const room = budget - done;
     if (<i32>load<u8>(b + B_INSNS) > room) break; // the tail of a slice runs one at a time
     const j = load<u32>(b + B_JIT);
-    let r: i32;
+    let r: i32 = 0;
     if (j != 0) {
       r = block_run_compiled(b, ip, j, stop_at - ic < <u64>room ? <i32>(stop_at - ic) : room);
       compiled += r;
+    } else if (load<u8>(b + B_N) == 0) { // (never compiled)
+      hint_b = b; hint_ip = ip; hint_gen = fetch_gen; hint_alone = true;
+      break;
     } else r = block_run(b, ip);
     done += r;
     ic += <u64>r;

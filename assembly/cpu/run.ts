@@ -15,7 +15,7 @@ import { dispatch } from "./dispatch";
 import { faulted, clear_fault, exc_vector, exc_code, exc_has_code, exc_cr2, ABORT, UNIMPLEMENTED, PF_VEC } from "./fault";
 import { deliver_exception, external_interrupt, triple_fault, triple_fault_vector, clear_triple_fault, set_pending_cr2 } from "./interrupt";
 import { exit_pending, set_exit_pending, fetch_translate } from "./mem";
-import { run_gen_next, emul_forget } from "../mmu/tlb";
+import { links_invalidate, emul_forget } from "../mmu/tlb";
 import { walk_set_ac } from "../mmu/walk";
 import { rep_begin, rep_extra_steps, rep_yielded } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS, STAT_BLOCK_INSNS } from "../stats";
@@ -74,7 +74,7 @@ function smp_poll(): bool {
 
 export function run(budget: i32): i32 {
   emul_forget(); // the emulated-write cache serves one execution of one instruction (mmu/tlb.ts)
-  run_gen_next(); // memory may have changed outside run(): linked blocks are byte-checked again
+  links_invalidate(); // memory may have changed outside run(): a linked block's bytes are compared again
   blocks_run_begin();
   flags_sync_in();
   update_mode();

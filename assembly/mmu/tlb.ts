@@ -38,19 +38,16 @@ export function tlb_set_cpl(user: bool): void {
 // The page the decoder is fetching from (1 = none: never page aligned).
 export let fetch_page: u64 = 1;
 export let fetch_host: usize = 0;
-// The block cache's links between blocks (cpu/block.ts) are valid for one
-// fetch generation, which a store to a page holding cached code ends (the
-// code map). TLB flushes, CPL and mode changes need not end it: they drop
-// fetch_page, and a link is taken only to a block whose bytes the current
-// fetch translation maps, in the current mode. Outside run() the host,
-// another vCPU or a migration may write memory behind the code map's back:
-// each run() starts a new run_gen, and a linked block's bytes are compared
-// again the first time it is entered in it.
+// The block cache's links between blocks (cpu/block.ts) are taken at full
+// speed within one fetch generation, which a new run() (the host, another
+// vCPU or a migration may have written memory behind the code map's back), a
+// change of code size or mode, and a store to a page holding cached code end;
+// an older link is taken once its block's bytes compare equal again. TLB
+// flushes and CPL changes need not end it: they drop fetch_page, and a link
+// is taken only to a block whose bytes the current fetch translation maps.
 export let fetch_gen: u32 = 1;
-export let run_gen: u32 = 1;
 @inline export function fetch_invalidate(): void { fetch_page = 1; }
 @inline export function links_invalidate(): void { fetch_gen++; }
-@inline export function run_gen_next(): void { run_gen++; }
 @inline export function fetch_set(page: u64, host: usize): void { fetch_page = page; fetch_host = host; }
 
 @inline export function tlb_entry(lin: u64): usize {
