@@ -154,6 +154,27 @@ function runBoth(seed: number, loops: number, bytes?: number, memory = false, st
   return { a: out[0]!, b: out[1]!, compiled };
 }
 
+/**
+ * Run `code` compiled (block_jit=1) and as uops until it faults (no IDT:
+ * shutdown), from registers `regs` (index: value); both must end with the
+ * same count, RIP, registers and CR2, the compiled run having run compiled
+ * code. Returns CR2.
+ */
+function faultBoth(code: number[], regs: Record<number, bigint>): bigint {
+  const ends: unknown[] = [];
+  for (const jit of [1, 0]) {
+    const cpu = new TestCpu(undefined, { block_jit: jit });
+    cpu.enterLongModeUser();
+    cpu.write(CODE_ADDR, Uint8Array.from(code));
+    for (const [r, v] of Object.entries(regs)) cpu.gpr[Number(r)] = v;
+    cpu.rip = BigInt(CODE_ADDR);
+    expect(cpu.run(100_000)).toBe("SHUTDOWN");
+    ends.push([cpu.instructions, cpu.rip, [...cpu.gpr], cpu.vcpu.get64(cpu.vm.core.k.VCPU_CR2!), jit ? (cpu.vcpu.stats().compiled_insns ?? 0n) > 0n : true]);
+  }
+  expect(ends[0]).toEqual(ends[1]);
+  return (ends[0] as unknown[])[3] as bigint;
+}
+
 describe("block compiler", () => {
   it("compiled register loops end with the registers and flags the uops leave", () => {
     let compiled = 0n;
@@ -178,18 +199,7 @@ describe("block compiler", () => {
     // loop: mov rax, [rdx]; add rdx, 0x1000; add rbx, rax; sub ecx, 1; jnz loop
     // rdx walks up from 1 MiB and faults (#PF, no IDT: shutdown) past the 2 MiB identity map
     const code = [0x48, 0x8b, 0x02, 0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, 0x48, 0x01, 0xc3, 0x83, 0xe9, 0x01, 0x75, 0xee];
-    const ends: unknown[] = [];
-    for (const jit of [1, 0]) {
-      const cpu = new TestCpu(undefined, { block_jit: jit });
-      cpu.enterLongModeUser();
-      cpu.write(CODE_ADDR, Uint8Array.from(code));
-      cpu.gpr[1] = 10_000n; cpu.gpr[2] = 0x100000n; cpu.gpr[3] = 0n;
-      cpu.rip = BigInt(CODE_ADDR);
-      expect(cpu.run(100_000)).toBe("SHUTDOWN");
-      ends.push([cpu.instructions, cpu.rip, [...cpu.gpr], cpu.vcpu.get64(cpu.vm.core.k.VCPU_CR2!), jit ? (cpu.vcpu.stats().compiled_insns ?? 0n) > 0n : true]);
-    }
-    expect(ends[0]).toEqual(ends[1]);
-    expect((ends[0] as unknown[])[3]).toBe(0x200000n);
+    expect(faultBoth(code, { 1: 10_000n, 2: 0x100000n, 3: 0n })).toBe(0x200000n);
   });
   it("loops with push, pop, call and ret end with the same registers, flags and stack", () => {
     let compiled = 0n;
@@ -218,20 +228,7 @@ describe("block compiler", () => {
       [0x50, 0x5b, 0x48, 0x81, 0xc4, 0x00, 0x10, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x75, 0xf2],
       [0xe8, ...le32(16), 0x48, 0x81, 0xc4, 0x00, 0x10, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x0f, 0x85, ...le32(-21), 0xc3],
     ];
-    for (const code of progs) {
-      const ends: unknown[] = [];
-      for (const jit of [1, 0]) {
-        const cpu = new TestCpu(undefined, { block_jit: jit });
-        cpu.enterLongModeUser();
-        cpu.write(CODE_ADDR, Uint8Array.from(code));
-        cpu.gpr[0] = 0x1234n; cpu.gpr[1] = 10_000n; cpu.gpr[4] = 0x108000n;
-        cpu.rip = BigInt(CODE_ADDR);
-        expect(cpu.run(100_000)).toBe("SHUTDOWN");
-        ends.push([cpu.instructions, cpu.rip, [...cpu.gpr], cpu.vcpu.get64(cpu.vm.core.k.VCPU_CR2!), jit ? (cpu.vcpu.stats().compiled_insns ?? 0n) > 0n : true]);
-      }
-      expect(ends[0]).toEqual(ends[1]);
-      expect((ends[0] as unknown[])[3]).toBe(0x200ff8n);
-    }
+    for (const code of progs) expect(faultBoth(code, { 0: 0x1234n, 1: 10_000n, 4: 0x108000n })).toBe(0x200ff8n);
   });
   it("a one-block loop runs inside the compiled function and ends the same", () => {
     let compiled = 0n;
