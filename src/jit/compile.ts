@@ -2,8 +2,9 @@
  * The block compiler (issue 12): turns a hot block of the WASM core's block
  * cache (assembly/cpu/block.ts) into a WebAssembly function and installs it
  * in the core's function table; the core calls it by call_indirect from then
- * on (assembly/cpu/jit.ts). A block is compiled only if every uop is one this
- * file knows; anything else keeps running as uops.
+ * on (assembly/cpu/jit.ts). A uop this file does not emit itself runs in the
+ * core through jit_uop; a block keeps running as uops only when it holds a
+ * fused uop this file declines or rdtsc.
  *
  * Generated code: guest registers live in locals (all the block uses loaded
  * at entry, the written ones stored at exit). An ALU op's flags stay as three
@@ -17,8 +18,8 @@
  * the core passes (the first iteration always runs) and stores how many
  * iterations it started in the block's B_ITERS. Loads, stores, div and the
  * stack uops (push, pop, call, ret: RSP goes to the vCPU struct and back
- * around them) go through core helpers; when one stops the block (a fault, an exit, a write
- * to code: VCPU_JIT_STOP) the function returns JIT_STOP | uop index with
+ * around them) go through core helpers; when one stops the block (a fault,
+ * an exit, a write to code: VCPU_JIT_STOP) the function returns JIT_STOP | uop index with
  * registers and flags as they were before that uop (after it, for a store
  * that did happen), and a final branch to a non-canonical target returns
  * JIT_BRANCH_GP. The record layout and the uop kinds come from the core's
@@ -177,7 +178,7 @@ export class BlockCompiler {
     return found.sort((x, y) => y[0] - x[0]).map(([, o]) => o);
   }
 
-  /** The function body for block `b`, or undefined if a uop is not compiled. */
+  /** The function body for block `b`, or undefined when it must keep running as uops. */
   generate(b: number, vcpu: number): { locals: number[]; code: number[] } | undefined {
     // a block with uops run by the core (jit_uop) is generated twice: the
     // first pass finds the registers the block writes (spilled to the vCPU
