@@ -41,7 +41,7 @@ export interface MmuKnobs {
   broken_dirty_log: "none" | "no_reprotect";
   /** Not an MMU rule but set with the knobs: the interpreter runs straight-line blocks from the block cache (assembly/cpu/block.ts, issue 12); off = one decoded instruction per run-loop turn. */
   block_cache: boolean;
-  /** Blocks whose uops the block compiler knows are compiled to WebAssembly functions (src/jit/, issue 12) after this many runs; 0 = never (they keep running as uops). */
+  /** Hot blocks are compiled to WebAssembly functions (src/jit/, issue 12) after this many runs; 0 = never (they keep running as uops). */
   block_jit: number;
 }
 
@@ -64,7 +64,7 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
   { name: "wp_all", help: "how dirty logging write-protects: rmap (walk every page's rmap, as KVM) or generation (O(1) write-protect-all, seed 000)", values: "rmap|generation (default rmap)" },
   { name: "broken_dirty_log", help: "TEST ONLY: never re-protect pages for dirty logging (negative control)", values: "none|no_reprotect (default none)" },
   { name: "block_cache", help: "interpreter: run cached straight-line blocks with specialised uops (not an MMU rule; issue 12)", values: "1|0 (default 1)" },
-  { name: "block_jit", help: "interpreter: compile a hot block (register, memory, div and branch uops) to WebAssembly once it has run N times (with block_cache; issue 12)", values: "N|0 (default 1024; 0 = never)" },
+  { name: "block_jit", help: "interpreter: compile a block to WebAssembly once it has run N times, with warm blocks in the same module (with block_cache; issue 12)", values: "N|0 (default 1024; 0 = never)" },
 ];
 
 export class KnobError extends Error {}
