@@ -327,11 +327,7 @@ export function fetch_translate(lin: u64): i64 {
   return translate(lin & lin_mask, ACC_FETCH);
 }
 // The host address of `lin` for an instruction fetch when the TLB holds it, else 0.
-@inline export function fetch_tlb_hit(lin: u64): usize {
-  const e = tlb_entry(lin);
-  const tag = load<u64>(e);
-  return ((tag ^ lin) & PAGE_HI) == 0 && (tag & fetch_need()) != 0 ? <usize>load<u32>(e + 8) + <usize>(lin & 0xfff) : 0;
-}
+@inline export function fetch_tlb_hit(lin: u64): usize { return tlb_hit(lin, fetch_need(), 1); }
 @inline function fetch_need(): u64 { return cpl_user ? TLB_X_USR : TLB_X_SUP; }
 
 // Host address of guest RAM at `lin` for a bulk access (rep string fast

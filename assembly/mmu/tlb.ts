@@ -82,6 +82,14 @@ export function emul_set(page: u64, host: usize, gpa: u64, ic: u64, access: u32)
 }
 @inline export function emul_forget(): void { emul_page = 1; }
 
+// Clear entry `i`, unless it is global and global pages stay (then it is
+// logged again, for a later full flush).
+@inline function tlb_drop(base: usize, i: u32, keep_global: bool): void {
+  const e = base + (<usize>i << 4);
+  if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
+  else tlb_log(i);
+}
+
 // Flush everything (CR4 paging bit changes, mode switches) or everything but
 // global pages (MOV CR3 with CR4.PGE).
 export function tlb_flush(keep_global: bool): void {
@@ -91,20 +99,8 @@ export function tlb_flush(keep_global: bool): void {
   const base = VCPU + VCPU_TLB;
   const n = load<u32>(VCPU + VCPU_TLB_LOG_N);
   store<u32>(VCPU + VCPU_TLB_LOG_N, 0);
-  if (n > <u32>TLB_LOG_MAX) {
-    for (let i = 0; i < TLB_ENTRIES; i++) {
-      const e = base + (<usize>i << 4);
-      if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
-      else tlb_log(<u32>i); // a kept global entry: cleared by a later full flush
-    }
-  } else {
-    for (let k: u32 = 0; k < n; k++) {
-      const i = <u32>load<u16>(VCPU + VCPU_TLB_LOG + (<usize>k << 1));
-      const e = base + (<usize>i << 4);
-      if (!keep_global || (load<u64>(e) & TLB_GLOBAL) == 0) store<u64>(e, 0);
-      else if (load<u64>(e) != 0) tlb_log(i);
-    }
-  }
+  if (n > <u32>TLB_LOG_MAX) for (let i: u32 = 0; i < <u32>TLB_ENTRIES; i++) tlb_drop(base, i, keep_global);
+  else for (let k: u32 = 0; k < n; k++) tlb_drop(base, <u32>load<u16>(VCPU + VCPU_TLB_LOG + (<usize>k << 1)), keep_global);
   fetch_invalidate();
 }
 
