@@ -29,18 +29,17 @@ import {
   VCPU, VCPU_BLOCKS, BLOCK_SETS, BLOCK_MAX_INSNS, BLOCK_SIZE, icount_add, stat_inc, stat_add, seg_base, SEG_CS, VCPU_JIT_STOP,
 } from "./state";
 import {
-  decode, decoded_save, decoded_load, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
+  decode, decoded_save, open_window, win, win_page_left, mode_key, decode_set_no_cross, fetch_crossed,
   next_ip, ip_start, opcode, mod_, reg, rep, lock, IC_OPCODE, IC_LEN, set_current,
 } from "./decode";
 import { code_size, mode64 } from "./mode";
-import { dispatch } from "./dispatch";
 import { faulted, clear_fault, raise_gp } from "./fault";
 import { host_jit_compile, JIT_BRANCH_GP, JIT_STOP, jit_uop_next, jit_uop_at, jit_uop_clear } from "./jit";
 import { VMB } from "../vm";
 import { VM_KNOB_BLOCK_JIT } from "../mmu/layout";
 import { exit_pending, code_written, code_written_clear, code_map_byte, fetch_tlb_hit } from "./mem";
 import { fetch_gen, links_invalidate, fetch_page, fetch_host, fetch_set, PAGE_HI } from "../mmu/tlb";
-import { uop_kind, uop_run, uop_fuse, uop_insns, UOP_GENERIC, UOP_CALL64, fused_fault_ip, fused_fault_clear } from "./uops";
+import { uop_kind, uop_exec, uop_fuse, uop_insns, UOP_GENERIC, UOP_CALL64, fused_fault_ip, fused_fault_clear } from "./uops";
 import { STAT_BLOCKS_BUILT, STAT_BLOCKS_COMPILED, STAT_COMPILED_INSNS } from "../stats";
 
 export const BLOCK_CODE_MAX: i32 = 64;
@@ -239,11 +238,7 @@ function block_run(b: usize, at: u64): i32 {
   while (true) {
     const ip = at + <u64>load<u16>(u + U_OFF);
     const kind = <i32>load<u8>(u + U_KIND);
-    if (kind == UOP_GENERIC) {
-      decoded_load(u, ip);
-      dispatch(<i32>load<u16>(u + IC_OPCODE));
-      nip = next_ip;
-    } else nip = uop_run(kind, u, ip);
+    nip = uop_exec(kind, u, ip);
     if (faulted()) {
       // the fault path delivers at ip_start; a fused uop whose jcc faulted retired its first half
       if (fused_fault_ip != 0) { set_current(fused_fault_ip, 0, 0); fused_fault_clear(); retired++; icount_add(1); }

@@ -8,10 +8,8 @@ import { cond, get_of } from "./flags";
 import { mode64 } from "./mode";
 import { push, pop, peek, set_sp, push_Ev } from "./stack";
 import { inc_dec_E } from "./alu";
-import { far_jump, far_call } from "./seg";
+import { far_jump, far_call, is_canonical } from "./seg";
 import { software_interrupt } from "./interrupt";
-
-@inline function is_canonical(v: u64): bool { return <u64>((<i64>(v << 16) >> 16)) == v; }
 
 // `target` truncated to the operand size, or -1 after #GP(0) for a
 // non-canonical 64-bit target (checked before anything is pushed).

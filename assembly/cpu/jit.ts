@@ -17,11 +17,10 @@ import { shift_arith } from "./shift";
 import { imul2, div, idiv } from "./muldiv";
 import { read_sz, write_sz, exit_pending, code_written } from "./mem";
 import { faulted } from "./fault";
-import { set_current, decoded_load, next_ip, IC_OPCODE } from "./decode";
-import { dispatch } from "./dispatch";
-import { uop_run, UOP_GENERIC } from "./uops";
-import { VCPU, VCPU_JIT_STOP, reg64 } from "./state";
-import { push, peek, set_sp } from "./stack";
+import { set_current } from "./decode";
+import { uop_exec, ret64 } from "./uops";
+import { VCPU, VCPU_JIT_STOP } from "./state";
+import { push, pop } from "./stack";
 import { raise_gp } from "./fault";
 import { is_canonical } from "./seg";
 
@@ -38,25 +37,29 @@ export function jit_cond(cc: i32): i32 { return cond(cc) ? 1 : 0; }
 export function jit_shift(op: i32, d: u64, count: u32, size: i32): u64 { return shift_arith(op, d, count, size); }
 export function jit_imul(a: u64, b: u64, size: i32): u64 { return imul2(a, b, size); }
 
+// A fault, or after a store that happened a pending exit or a write to code,
+// sets VCPU_JIT_STOP, and the compiled code leaves at once.
+@inline function stop_if(store_done: bool): void {
+  if (faulted() || (store_done && (exit_pending != 0 || code_written))) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+}
+
 // Memory accesses of compiled blocks, through the core's paths (TLB, walks,
-// shadow faults, MMIO, PT_WRITE, dirty logging, the code map). A fault, a
-// pending exit or a write to code sets VCPU_JIT_STOP, and the compiled code
-// leaves at once.
+// shadow faults, MMIO, PT_WRITE, dirty logging, the code map).
 export function jit_ld(lin: u64, size: i32): u64 {
   const v = read_sz(lin, size);
-  if (faulted()) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+  stop_if(false);
   return v;
 }
 export function jit_st(lin: u64, size: i32, v: u64, ip: u64): void {
   set_current(ip, 0, ip); // the PT_WRITE log names the storing instruction
   write_sz(lin, size, v);
-  if (faulted() || exit_pending != 0 || code_written) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+  stop_if(true);
 }
 // div / idiv of rdx:rax by `src` (registers written back by the caller
 // first, read back after); #DE stops the block.
 export function jit_div(src: u64, size: i32, signed: i32): void {
   if (signed != 0) idiv(src, size); else div(src, size);
-  if (faulted()) store<u32>(VCPU + VCPU_JIT_STOP, 1);
+  stop_if(false);
 }
 
 // Stack uops of compiled blocks (64-bit mode: push, pop, call, ret), through
@@ -64,17 +67,13 @@ export function jit_div(src: u64, size: i32, signed: i32): void {
 // the code map). RSP lives in the vCPU struct across the call: the caller
 // writes it back first and reads it back after, so a stop leaves it as the
 // uop would have (unchanged after a fault).
-@inline function stop_if(store_done: bool): void {
-  if (faulted() || (store_done && (exit_pending != 0 || code_written))) store<u32>(VCPU + VCPU_JIT_STOP, 1);
-}
 export function jit_push(v: u64, ip: u64): void {
   set_current(ip, 0, ip);
   push(v, 8);
   stop_if(true);
 }
 export function jit_pop(): u64 {
-  const v = peek(0, 8);
-  if (!faulted()) set_sp(reg64(4) + 8); // pop rsp: the caller writes the popped value last
+  const v = pop(8); // pop rsp: the caller writes the popped value last
   stop_if(false);
   return v;
 }
@@ -84,13 +83,8 @@ export function jit_call(target: u64, ret: u64, ip: u64): void {
   else { set_current(ip, 0, ip); push(ret, 8); }
   stop_if(true);
 }
-// ret: the popped target, or #GP(0) with RSP unchanged when it is not canonical
 export function jit_ret(): u64 {
-  const t = peek(0, 8);
-  if (!faulted()) {
-    if (!is_canonical(t)) raise_gp(0);
-    else set_sp(reg64(4) + 8);
-  }
+  const t = ret64();
   stop_if(false);
   return t;
 }
@@ -103,12 +97,7 @@ export let jit_uop_next: u64 = 0;
 export let jit_uop_at: usize = 0;
 @inline export function jit_uop_clear(): void { jit_uop_at = 0; }
 export function jit_uop(kind: i32, u: usize, ip: u64): u64 {
-  let nip: u64;
-  if (kind == UOP_GENERIC) {
-    decoded_load(u, ip);
-    dispatch(<i32>load<u16>(u + IC_OPCODE));
-    nip = next_ip;
-  } else nip = uop_run(kind, u, ip);
+  const nip = uop_exec(kind, u, ip);
   jit_uop_next = nip;
   jit_uop_at = u;
   stop_if(true);

@@ -8,8 +8,9 @@
 // same memory paths, same fault order); the oracle tests run both ways.
 import {
   opcode, opsize, addrsize, mod_, reg, rm, rex, imm, rep, set_current, next_ip, ip_start, IC_DISP, IC_BASE, IC_INDEX, IC_SCALE,
-  IC_FLAGS, IC_SEG, IC_LEN, IC_OPCODE, IC_OPSIZE, IC_ADDRSIZE,
+  IC_FLAGS, IC_SEG, IC_LEN, IC_OPCODE, IC_OPSIZE, IC_ADDRSIZE, decoded_load,
 } from "./decode";
+import { dispatch } from "./dispatch";
 import { reg64, set_reg64, reg32, set_reg32, seg_base, SEG_FS, VCPU } from "./state";
 import { mode64 } from "./mode";
 import { alu, ALU_CMP, ALU_SUB, ALU_AND, ALU_OR, ALU_XOR, ALU_ADC, ALU_SBB } from "./alu";
@@ -18,9 +19,10 @@ import { shift_arith } from "./shift";
 import { imul2, div, idiv } from "./muldiv";
 import { read8, read32, read64, write8, write32, write64, tlb_hit, smc_check } from "./mem";
 import { tlb_need_r, tlb_need_w } from "../mmu/tlb";
-import { push, peek, set_sp } from "./stack";
+import { push, pop, peek, set_sp } from "./stack";
+import { is_canonical } from "./seg";
 import { faulted, raise_gp } from "./fault";
-import { U_KIND, U_A, U_B, U_VAL } from "./block";
+import { U_A, U_B, U_VAL } from "./block";
 
 export const UOP_GENERIC: i32 = 0;
 export const UOP_NOP: i32 = 1;
@@ -366,12 +368,32 @@ export function uop_fuse(prev: usize, pk: i32): i32 {
 export let fused_fault_ip: u64 = 0;
 export function fused_fault_clear(): void { fused_fault_ip = 0; }
 
-@inline function is_canonical(v: u64): bool { return <u64>((<i64>(v << 16) >> 16)) == v; }
 // A near branch to `target` at operand size 8 or 4 (see control.ts: branch_to).
 @inline function branch(u: usize, target: u64): u64 {
   if (load<u8>(u + IC_OPSIZE) != 8) return target & 0xffffffff;
   if (!is_canonical(target)) raise_gp(0);
   return target;
+}
+
+// ret in 64-bit mode: the popped target, or after #GP(0) (not canonical,
+// RSP unchanged) or a stack fault 0. Shared with compiled blocks (jit.ts).
+export function ret64(): u64 {
+  const t = peek(0, 8);
+  if (faulted()) return 0;
+  if (!is_canonical(t)) { raise_gp(0); return 0; }
+  set_sp(reg64(4) + 8);
+  return t;
+}
+
+// Run the uop of record `u` for the instruction at `ip`, a generic one
+// through its handler (block_run, and compiled blocks through jit_uop).
+@inline export function uop_exec(kind: i32, u: usize, ip: u64): u64 {
+  if (kind == UOP_GENERIC) {
+    decoded_load(u, ip);
+    dispatch(<i32>load<u16>(u + IC_OPCODE));
+    return next_ip;
+  }
+  return uop_run(kind, u, ip);
 }
 
 // Run uop `kind` of record `u` for the instruction at `ip`; returns the RIP
@@ -468,10 +490,8 @@ export function fused_fault_clear(): void { fused_fault_ip = 0; }
       return target;
     }
     case UOP_RET64: {
-      const target = peek(0, 8);
+      const target = ret64();
       if (faulted()) break;
-      if (!is_canonical(target)) { raise_gp(0); break; }
-      set_sp(reg64(4) + 8);
       return target;
     }
     case UOP_SHIFT64: set_reg64(a, shift_arith(<i32>load<u8>(u + U_C), reg64(a), <u32>load<u64>(u + U_VAL), 8)); break;
@@ -489,10 +509,9 @@ export function fused_fault_clear(): void { fused_fault_ip = 0; }
     case UOP_DEC32: { const d = <u64>reg32(a); const v = (d - 1) & 0xffffffff; flags_dec(d, v, 4); set_reg32(a, <u32>v); break; }
     case UOP_PUSH64: current(u, ip, next); push(reg64(a), 8); break;
     case UOP_POP64: {
-      const v = peek(0, 8);
+      const v = pop(8);
       if (faulted()) break;
-      set_sp(reg64(4) + 8); // pop rsp: the popped value wins
-      set_reg64(a, v);
+      set_reg64(a, v); // pop rsp: the popped value wins
       break;
     }
     default: break;
