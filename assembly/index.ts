@@ -24,5 +24,7 @@ export {
   IC_LEN, IC_OPCODE, IC_FLAGS, IC_OPSIZE, IC_ADDRSIZE, IC_BASE, IC_INDEX, IC_SCALE, IC_DISP, IC_SEG,
 } from "./cpu/decode";
 export { LF_ADD, LF_SUB, LF_LOGIC, lf_op, lf_size, lf_dst, lf_src, lf_res } from "./cpu/flags";
+// the permission bits a load / store needs at the current CPL: compiled blocks test their TLB hits inline
+export { tlb_need_r, tlb_need_w } from "./mmu/tlb";
 export { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP } from "./cpu/alu";
 export { JIT_BRANCH_GP, JIT_STOP, jit_cond, jit_shift, jit_imul, jit_ld, jit_st, jit_div, jit_push, jit_pop, jit_call, jit_ret, jit_uop } from "./cpu/jit";

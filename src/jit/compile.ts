@@ -16,8 +16,10 @@
  * operands only if nothing overwrote them. A block that branches back to its
  * own start loops inside the function while its instructions fit the limit
  * the core passes (the first iteration always runs) and stores how many
- * iterations it started in the block's B_ITERS. Loads, stores, div and the
- * stack uops (push, pop, call, ret: RSP goes to the vCPU struct and back
+ * iterations it started in the block's B_ITERS. A load or store whose page
+ * the software TLB holds with the permission it needs is done inline (the
+ * TLB test of mem.ts; for a store, the code map's too); any other, div and
+ * the stack uops (push, pop, call, ret: RSP goes to the vCPU struct and back
  * around them) go through core helpers; when one stops the block (a fault,
  * an exit, a write to code: VCPU_JIT_STOP) the function returns JIT_STOP | uop index with
  * registers and flags as they were before that uop (after it, for a store
@@ -44,8 +46,10 @@ const IMPORTS: Import[] = [
   { name: "uop", type: { params: [I32, I32, I64], results: [I64] } },
 ];
 // the core's lazy flags (assembly/cpu/flags.ts), set directly at a block's end
-const GLOBALS: GlobalImport[] = [{ name: "lf_op", type: I32 }, { name: "lf_size", type: I32 }, { name: "lf_dst", type: I64 }, { name: "lf_src", type: I64 }, { name: "lf_res", type: I64 }];
-const G_OP = 0, G_SIZE = 1, G_DST = 2, G_SRC = 3, G_RES = 4;
+// and what a load / a store needs in a TLB entry at the current CPL (mmu/tlb.ts)
+const GLOBALS: GlobalImport[] = [{ name: "lf_op", type: I32 }, { name: "lf_size", type: I32 }, { name: "lf_dst", type: I64 }, { name: "lf_src", type: I64 }, { name: "lf_res", type: I64 },
+  { name: "tlb_need_r", type: I64 }, { name: "tlb_need_w", type: I64 }];
+const G_OP = 0, G_SIZE = 1, G_DST = 2, G_SRC = 3, G_RES = 4, G_NEED_R = 5, G_NEED_W = 6;
 /** Blocks compiled in one module at most (the one that became hot and warm ones). */
 const BATCH = 16;
 const F_COND = 0, F_SHIFT = 1, F_IMUL = 2, F_LD = 3, F_ST = 4, F_DIV = 5, F_PUSH = 6, F_POP = 7, F_CALL = 8, F_RET = 9, F_UOP = 10;
@@ -149,7 +153,7 @@ export class BlockCompiler {
     const bytes = moduleBytes(this.maxPages, IMPORTS, GLOBALS, { params: [I64, I32], results: [I64] }, funcs, "jit/block");
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: { memory: this.memory, cond: e.jit_cond, shift: e.jit_shift, imul: e.jit_imul, ld: e.jit_ld, st: e.jit_st, div: e.jit_div, push: e.jit_push, pop: e.jit_pop, call: e.jit_call, ret: e.jit_ret, uop: e.jit_uop,
-        lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res },
+        lf_op: e.lf_op, lf_size: e.lf_size, lf_dst: e.lf_dst, lf_src: e.lf_src, lf_res: e.lf_res, tlb_need_r: e.tlb_need_r, tlb_need_w: e.tlb_need_w },
     });
     const base = this.table.grow(funcs.length);
     blocks.forEach((o, i) => {
@@ -306,27 +310,68 @@ export class BlockCompiler {
     const rspAddr = vcpu + k.VCPU_REGS! + 4 * 8;
     const spOut = (): void => { body.i32(rspAddr); body.get(body.reg(4)); body.op(Op.i64_store, 3, 0); };
     const spIn = (): void => { body.i32(rspAddr); body.op(Op.i64_load, 3, 0); body.writeReg(4); };
-    /** After a memory helper: leave through the stop path when it stopped the block (uop `i`). */
-    const checkStop = (i: number): void => {
+    /** After a memory helper: leave through the stop path when it stopped the block (uop `i`); `depth`: blocks the caller has opened since the loop. */
+    const checkStop = (i: number, depth = 0): void => {
       body.i32(vcpu + k.VCPU_JIT_STOP!); body.op(Op.i32_load, 2, 0);
       body.op(Op.if, Op.void);
       if (fl) emitFlagsStore(fl); // the flags as they were before the instruction
-      body.i32(i); body.set(stopAt); body.op(Op.br, 2);
+      body.i32(i); body.set(stopAt); body.op(Op.br, 2 + depth);
       body.op(Op.end);
     };
+    /**
+     * The TLB hit test of mem.ts (tlb_hit) inline: pushes 1 when the entry
+     * for `lin` holds its page with the permission in global `need` and
+     * `size` bytes fit in the page, leaving the entry's address in local `e`.
+     */
+    const tlbHit = (lin: number, e: number, need: number, size: number): void => {
+      body.get(lin); body.i64(12n); body.op(Op.i64_shr_u); body.op(Op.i32_wrap_i64);
+      body.i32(k.TLB_ENTRIES! - 1); body.op(Op.i32_and); body.i32(4); body.op(Op.i32_shl);
+      body.i32(vcpu + k.VCPU_TLB!); body.op(Op.i32_add); body.set(e);
+      body.get(e); body.op(Op.i64_load, 3, 0); body.get(lin); body.op(Op.i64_xor); body.i64(~0xfffn); body.op(Op.i64_and); body.op(Op.i64_eqz);
+      body.get(e); body.op(Op.i64_load, 3, 0); body.op(Op.global_get); uleb(need, body.code); body.op(Op.i64_and); body.op(Op.i64_eqz); body.op(Op.i32_eqz);
+      body.op(Op.i32_and);
+      if (size > 1) { pageOff(lin); body.i32(4096 - size); body.op(Op.i32_le_u); body.op(Op.i32_and); }
+    };
+    const pageOff = (lin: number): void => { body.get(lin); body.op(Op.i32_wrap_i64); body.i32(0xfff); body.op(Op.i32_and); };
+    /** The host address of a TLB hit: the entry's host page plus the offset. */
+    const hostAddr = (lin: number, e: number): void => { body.get(e); body.op(Op.i32_load, 2, 8); pageOff(lin); body.op(Op.i32_add); };
+    const LOAD_OP: Record<number, number> = { 1: Op.i64_load8_u, 4: Op.i64_load32_u, 8: Op.i64_load };
+    const STORE_OP: Record<number, number> = { 1: Op.i64_store8, 4: Op.i64_store32, 8: Op.i64_store };
+    // A load or store that hits the TLB is done here (as read64/write64 do
+    // it, with no call); anything else, and a store to a page that holds
+    // cached code (the code map), goes through the core's helper.
     const load = (u: number, next: bigint, size: number, i: number): number | undefined => {
       const lin = linear(u, next);
       if (lin === undefined) return undefined;
-      const v = body.newLocal();
-      body.get(lin); body.i32(size); body.call(F_LD); body.set(v);
-      checkStop(i);
+      const v = body.newLocal(), e = body.newLocal(I32);
+      tlbHit(lin, e, G_NEED_R, size);
+      body.op(Op.if, I64);
+      hostAddr(lin, e); body.op(LOAD_OP[size]!, 0, 0);
+      body.op(Op.else);
+      body.get(lin); body.i32(size); body.call(F_LD);
+      body.op(Op.end);
+      body.set(v);
+      checkStop(i); // (a hit leaves VCPU_JIT_STOP as the block found it: clear)
       return v;
     };
     const store = (u: number, next: bigint, size: number, i: number, value: () => void, off: number): boolean => {
       const lin = linear(u, next);
       if (lin === undefined) return false;
+      const e = body.newLocal(I32), h = body.newLocal(I32);
+      tlbHit(lin, e, G_NEED_W, size);
+      body.op(Op.if, I32);
+      // a hit: 1 unless the page's bit in the code map is set (mem.ts: smc_check)
+      hostAddr(lin, e); body.op(Op.local_tee); uleb(h, body.code);
+      body.i32(15); body.op(Op.i32_shr_u); body.op(Op.i32_load8_u, 0); uleb(vcpu + k.VCPU_CODE_MAP!, body.code);
+      body.get(h); body.i32(12); body.op(Op.i32_shr_u); body.i32(7); body.op(Op.i32_and); body.op(Op.i32_shr_u);
+      body.i32(1); body.op(Op.i32_and); body.op(Op.i32_eqz);
+      body.op(Op.else); body.i32(0); body.op(Op.end);
+      body.op(Op.if, Op.void);
+      body.get(h); value(); body.op(STORE_OP[size]!, 0, 0);
+      body.op(Op.else);
       body.get(lin); body.i32(size); value(); ipPlus(BigInt(off)); body.call(F_ST);
-      checkStop(i);
+      checkStop(i, 1);
+      body.op(Op.end);
       return true;
     };
     /** The jcc half of a fused uop: nip = taken ? target : the instruction after the jcc. */

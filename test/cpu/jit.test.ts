@@ -10,7 +10,7 @@
  * so are the instructions compiled blocks hand to the core (jit_uop).
  */
 import { describe, it, expect } from "vitest";
-import { TestCpu, CODE_ADDR } from "../support/longmode.js";
+import { TestCpu, CODE_ADDR, PML4_ADDR } from "../support/longmode.js";
 import { Rng } from "../../src/fuzz/rng.js";
 
 const FLAGS = 0x8d5n; // OF SF ZF AF PF CF
@@ -160,11 +160,12 @@ function runBoth(seed: number, loops: number, bytes?: number, memory = false, st
  * same count, RIP, registers and CR2, the compiled run having run compiled
  * code. Returns CR2.
  */
-function faultBoth(code: number[], regs: Record<number, bigint>): bigint {
+function faultBoth(code: number[], regs: Record<number, bigint>, setup?: (cpu: TestCpu) => void): bigint {
   const ends: unknown[] = [];
   for (const jit of [1, 0]) {
     const cpu = new TestCpu(undefined, { block_jit: jit });
     cpu.enterLongModeUser();
+    setup?.(cpu);
     cpu.write(CODE_ADDR, Uint8Array.from(code));
     for (const [r, v] of Object.entries(regs)) cpu.gpr[Number(r)] = v;
     cpu.rip = BigInt(CODE_ADDR);
@@ -200,6 +201,14 @@ describe("block compiler", () => {
     // rdx walks up from 1 MiB and faults (#PF, no IDT: shutdown) past the 2 MiB identity map
     const code = [0x48, 0x8b, 0x02, 0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, 0x48, 0x01, 0xc3, 0x83, 0xe9, 0x01, 0x75, 0xee];
     expect(faultBoth(code, { 1: 10_000n, 2: 0x100000n, 3: 0n })).toBe(0x200000n);
+  });
+  it("a compiled store to a page the TLB holds for reads only faults, as the uops do", () => {
+    // loop: mov rbx, [rdx]; mov [rdx], rax; add rdx, 0x1000; sub ecx, 1; jnz loop
+    // page 0x105000 is read-only: its load fills the TLB entry without write
+    // permission, so the store (inline TLB test in compiled code) must fault
+    const code = [0x48, 0x8b, 0x1a, 0x48, 0x89, 0x02, 0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, 0x83, 0xe9, 0x01, 0x75, 0xee];
+    const readOnly = (cpu: TestCpu) => cpu.write(PML4_ADDR + 0x3000 + 0x105 * 8, Uint8Array.from([0x05 | 0x60, 0x50, 0x10])); // P U A D, frame 0x105
+    expect(faultBoth(code, { 1: 10_000n, 2: 0x100000n }, readOnly)).toBe(0x105000n);
   });
   it("loops with push, pop, call and ret end with the same registers, flags and stack", () => {
     let compiled = 0n;
