@@ -340,24 +340,9 @@ export class BlockCompiler {
     // A load or store that hits the TLB is done here (as read64/write64 do
     // it, with no call); anything else, and a store to a page that holds
     // cached code (the code map), goes through the core's helper.
-    const load = (u: number, next: bigint, size: number, i: number): number | undefined => {
-      const lin = linear(u, next);
-      if (lin === undefined) return undefined;
-      const v = body.newLocal(), e = body.newLocal(I32);
-      tlbHit(lin, e, G_NEED_R, size);
-      body.op(Op.if, I64);
-      hostAddr(lin, e); body.op(LOAD_OP[size]!, 0, 0);
-      body.op(Op.else);
-      body.get(lin); body.i32(size); body.call(F_LD);
-      body.op(Op.end);
-      body.set(v);
-      checkStop(i); // (a hit leaves VCPU_JIT_STOP as the block found it: clear)
-      return v;
-    };
-    const store = (u: number, next: bigint, size: number, i: number, value: () => void, off: number): boolean => {
-      const lin = linear(u, next);
-      if (lin === undefined) return false;
-      const e = body.newLocal(I32), h = body.newLocal(I32);
+    /** Push 1 when a store of `size` bytes at `lin` can be done inline, with its host address in local `h`. */
+    const storeHit = (lin: number, h: number, size: number): void => {
+      const e = body.newLocal(I32);
       tlbHit(lin, e, G_NEED_W, size);
       body.op(Op.if, I32);
       // a hit: 1 unless the page's bit in the code map is set (mem.ts: smc_check)
@@ -366,6 +351,29 @@ export class BlockCompiler {
       body.get(h); body.i32(12); body.op(Op.i32_shr_u); body.i32(7); body.op(Op.i32_and); body.op(Op.i32_shr_u);
       body.i32(1); body.op(Op.i32_and); body.op(Op.i32_eqz);
       body.op(Op.else); body.i32(0); body.op(Op.end);
+    };
+    /** Push the value of a load of `size` bytes at `lin`: inline on a TLB hit, else `slow` (which leaves it on the stack). */
+    const loadOr = (lin: number, size: number, slow: () => void): void => {
+      const e = body.newLocal(I32);
+      tlbHit(lin, e, G_NEED_R, size);
+      body.op(Op.if, I64);
+      hostAddr(lin, e); body.op(LOAD_OP[size]!, 0, 0);
+      body.op(Op.else); slow(); body.op(Op.end);
+    };
+    const load = (u: number, next: bigint, size: number, i: number): number | undefined => {
+      const lin = linear(u, next);
+      if (lin === undefined) return undefined;
+      const v = body.newLocal();
+      loadOr(lin, size, () => { body.get(lin); body.i32(size); body.call(F_LD); });
+      body.set(v);
+      checkStop(i); // (a hit leaves VCPU_JIT_STOP as the block found it: clear)
+      return v;
+    };
+    const store = (u: number, next: bigint, size: number, i: number, value: () => void, off: number): boolean => {
+      const lin = linear(u, next);
+      if (lin === undefined) return false;
+      const h = body.newLocal(I32);
+      storeHit(lin, h, size);
       body.op(Op.if, Op.void);
       body.get(h); value(); body.op(STORE_OP[size]!, 0, 0);
       body.op(Op.else);
@@ -373,6 +381,49 @@ export class BlockCompiler {
       checkStop(i, 1);
       body.op(Op.end);
       return true;
+    };
+    // The stack uops (64-bit mode: SS's base is not used) inline when the
+    // stack slot hits the TLB, else through the core's helper with RSP in
+    // the vCPU struct (a non-canonical RSP never hits: the TLB holds
+    // canonical pages only, so the helper raises #SS).
+    /** Push 1 when local `v` holds a canonical address. */
+    const canonical = (v: number): void => { body.get(v); body.i64(16n); body.op(Op.i64_shl); body.i64(16n); body.op(Op.i64_shr_s); body.get(v); body.op(Op.i64_eq); };
+    /**
+     * Store `value` (8 bytes) below RSP and move RSP inline, when `ok` (if
+     * given) pushes 1 and the slot hits the TLB; else run `slow` (the core's
+     * helper, RSP in the vCPU struct around it).
+     */
+    const pushOr = (i: number, value: () => void, slow: () => void, ok?: () => void): void => {
+      const sp = body.newLocal(), h = body.newLocal(I32);
+      body.get(body.reg(4)); body.i64(8n); body.op(Op.i64_sub); body.set(sp);
+      if (ok) { ok(); body.op(Op.if, I32); storeHit(sp, h, 8); body.op(Op.else); body.i32(0); body.op(Op.end); } else storeHit(sp, h, 8);
+      body.op(Op.if, Op.void);
+      body.get(h); value(); body.op(Op.i64_store, 0, 0);
+      body.get(sp); body.writeReg(4);
+      body.op(Op.else);
+      spOut(); slow(); spIn();
+      checkStop(i, 1);
+      body.op(Op.end);
+    };
+    /**
+     * Load the 8 bytes at RSP into a new local and move RSP past them inline,
+     * when the slot hits the TLB and `ok` (if given) pushes 1 for the value;
+     * else `slow` pushes the value (the core's helper moves RSP).
+     */
+    const popOr = (i: number, slow: () => void, ok?: (v: number) => void): number => {
+      const v = body.newLocal(), e = body.newLocal(I32), sp = body.reg(4);
+      tlbHit(sp, e, G_NEED_R, 8);
+      body.op(Op.if, I32);
+      hostAddr(sp, e); body.op(Op.i64_load, 0, 0); body.set(v);
+      if (ok) ok(v); else body.i32(1);
+      body.op(Op.else); body.i32(0); body.op(Op.end);
+      body.op(Op.if, Op.void);
+      body.get(sp); body.i64(8n); body.op(Op.i64_add); body.writeReg(4);
+      body.op(Op.else);
+      spOut(); slow(); body.set(v); spIn();
+      checkStop(i, 1);
+      body.op(Op.end);
+      return v;
     };
     /** The jcc half of a fused uop: nip = taken ? target : the instruction after the jcc. */
     const fusedBranch = (u: number, next: bigint): void => {
@@ -536,31 +587,28 @@ export class BlockCompiler {
           case k.UOP_PUSH64: {
             const v = body.newLocal();
             body.readReg(a, 8); body.set(v); // push rsp pushes the old value
-            spOut(); body.get(v); ipPlus(BigInt(off)); body.call(F_PUSH); spIn();
-            checkStop(i);
+            pushOr(i, () => body.get(v), () => { body.get(v); ipPlus(BigInt(off)); body.call(F_PUSH); });
             break;
           }
           case k.UOP_POP64: {
-            const v = body.newLocal();
-            spOut(); body.call(F_POP); body.set(v); spIn();
-            checkStop(i);
+            const v = popOr(i, () => body.call(F_POP));
             body.get(v); body.writeReg(a); // pop rsp: the popped value wins
             break;
           }
-          case k.UOP_CALL64: {
+          case k.UOP_CALL64: { // #GP(0) before the push when the target is not canonical (the helper raises it)
             const t = body.newLocal();
             ipPlus(next + val); body.set(t);
-            spOut(); body.get(t); ipPlus(next); ipPlus(BigInt(off)); body.call(F_CALL); spIn();
-            checkStop(i);
+            pushOr(i, () => ipPlus(next), () => { body.get(t); ipPlus(next); ipPlus(BigInt(off)); body.call(F_CALL); }, () => canonical(t));
             body.get(t); body.set(nip);
             ended = true;
             break;
           }
-          case k.UOP_RET64:
-            spOut(); body.call(F_RET); body.set(nip); spIn();
-            checkStop(i);
+          case k.UOP_RET64: { // #GP(0) for a non-canonical return address, RSP unchanged (the helper raises it)
+            const t = popOr(i, () => body.call(F_RET), canonical);
+            body.get(t); body.set(nip);
             ended = true;
             break;
+          }
           default: return false;
         }
         return true;
