@@ -32,6 +32,8 @@ import { moduleBytes, Op, I32, I64, uleb, sleb64, sleb32, type Import, type Glob
 type K = Readonly<Record<string, number>>;
 
 const M32 = 0xffffffffn;
+const M32_CONST: number[] = [Op.i64_const]; // the commonest 64-bit constant, encoded once
+sleb64(M32, M32_CONST);
 const IMPORTS: Import[] = [
   { name: "cond", type: { params: [I32], results: [I32] } },
   { name: "shift", type: { params: [I32, I64, I32, I32], results: [I64] } },
@@ -74,10 +76,14 @@ class Emitter {
     return l;
   }
   get regs(): [number, number][] { return [...this.regLocal.entries()]; }
-  op(...b: number[]): void { this.code.push(...b); }
+  op(a: number, b?: number, c?: number, d?: number): void { // (no rest array: this runs cold, per opcode)
+    const code = this.code;
+    code.push(a);
+    if (b !== undefined) { code.push(b); if (c !== undefined) { code.push(c); if (d !== undefined) code.push(d); } }
+  }
   get(l: number): void { this.op(Op.local_get); uleb(l, this.code); }
   set(l: number): void { this.op(Op.local_set); uleb(l, this.code); }
-  i64(v: bigint): void { this.op(Op.i64_const); sleb64(v, this.code); }
+  i64(v: bigint): void { if (v === M32) { this.code.push(...M32_CONST); return; } this.op(Op.i64_const); sleb64(v, this.code); }
   i32(v: number): void { this.op(Op.i32_const); sleb32(v, this.code); }
   call(f: number): void { this.op(Op.call); uleb(f, this.code); }
   /** A register's value, masked to 32 bits for size 4 (8 for size 1: the low byte). */
@@ -143,7 +149,7 @@ export class BlockCompiler {
     if (!first) return 0;
     const k = this.k, dv = new DataView(this.memory.buffer);
     const funcs = [first], blocks = [b];
-    for (const o of this.warmBlocks(b, vcpu, dv)) {
+    for (const o of this.warmBlocks(b, vcpu)) {
       if (funcs.length >= BATCH || this.compiled + funcs.length >= this.limit) break;
       let g;
       try { g = this.generate(o, vcpu); } catch (err) { this.noteError(o, err); }
@@ -169,15 +175,19 @@ export class BlockCompiler {
   }
 
   /** Blocks of the vCPU's cache, other than `b`, not compiled and run at least a quarter as often as `b`: hottest first. */
-  private warmBlocks(b: number, vcpu: number, dv: DataView): number[] {
+  private warmBlocks(b: number, vcpu: number): number[] {
+    // a scan of every entry of the cache, in cold JS on each compile: typed
+    // arrays and the layout's offsets read once (records are 4-byte aligned)
     const k = this.k;
-    const bar = Math.max(1, dv.getUint32(b + k.B_HOT!, true) >>> 2);
+    const u8 = new Uint8Array(this.memory.buffer), u32 = new Uint32Array(this.memory.buffer);
+    const size = k.BLOCK_SIZE!, first = vcpu + k.VCPU_BLOCKS!, end = first + k.BLOCK_ENTRIES! * size;
+    const mode = k.B_MODE!, n = k.B_N!, jit = k.B_JIT!, hotAt = k.B_HOT!;
+    const bar = Math.max(1, u32[(b + hotAt) >> 2]! >>> 2);
     const found: [number, number][] = [];
-    for (let i = 0; i < k.BLOCK_ENTRIES!; i++) {
-      const o = vcpu + k.VCPU_BLOCKS! + i * k.BLOCK_SIZE!;
-      if (o === b || dv.getUint8(o + k.B_MODE!) === 0 || dv.getUint8(o + k.B_N!) === 0 || dv.getUint32(o + k.B_JIT!, true) !== 0) continue;
-      const hot = dv.getUint32(o + k.B_HOT!, true);
-      if (hot >= bar) found.push([hot, o]);
+    for (let o = first; o < end; o += size) {
+      const hot = u32[(o + hotAt) >> 2]!;
+      if (hot < bar || o === b || u8[o + mode] === 0 || u8[o + n] === 0 || u32[(o + jit) >> 2] !== 0) continue;
+      found.push([hot, o]);
     }
     return found.sort((x, y) => y[0] - x[0]).map(([, o]) => o);
   }
