@@ -10,7 +10,7 @@
  *
  *   npx tsx src/migration/bench.ts [--bandwidth 64M] [-m MiB] [--writes 16,64,112,4096] [--knob name=value ...] [--mmu shadow|tdp] [--migrate-tracker hash]
  *
- * Uses dist/shadow86.mjs (npm run build); SHADOW86_BUILD_DIR is honoured.
+ * Uses dist/shadow86.cjs (npm run build); SHADOW86_BUILD_DIR is honoured.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -18,7 +18,7 @@ import { packageRoot } from "../platform/node.js";
 import type { MigrationSummary } from "./source.js";
 
 const root = packageRoot();
-const cli = join(root, "dist", "shadow86.mjs");
+const cli = join(root, "dist", "shadow86.cjs");
 
 interface Proc { status: number | null; stderr: string; }
 const children = new Set<ReturnType<typeof spawn>>();

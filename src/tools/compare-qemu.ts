@@ -57,7 +57,7 @@ for (const img of images) {
   const cells: string[] = [];
   let ok = true;
   for (const m of modes) {
-    const s = run(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", path, "-q", ...ours, "--mmu", m]);
+    const s = run(process.execPath, [join(root, "dist/shadow86.cjs"), "-kernel", path, "-q", ...ours, "--mmu", m]);
     if (q) {
       const same = s.stdout === q.stdout && s.status === q.status;
       if (!same) { ok = false; console.error(`${img} (${m}): differs from QEMU (status ${s.status} vs ${q.status})`); }

@@ -9,7 +9,7 @@ import { buildElf } from "../boot/elf_builder.js";
 
 const root = packageRoot();
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.mjs"), ...args], { cwd: root, encoding: "latin1", timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.cjs"), ...args], { cwd: root, encoding: "latin1", timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -128,7 +128,7 @@ describe("--stats-json", () => {
 
 describe("shadow86 knobs", () => {
   it("lists every knob with its default and seed", () => {
-    const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.mjs"), "knobs"], { cwd: root, encoding: "utf8" });
+    const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.cjs"), "knobs"], { cwd: root, encoding: "utf8" });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/--mmu shadow \(default\) \| tdp/);
     expect(r.stdout).toMatch(/prev_roots=1\|0 \(default 1\)\n.*seed 004/);

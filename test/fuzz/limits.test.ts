@@ -16,7 +16,7 @@ import { Machine } from "../../src/machine.js";
 
 const root = packageRoot();
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.mjs"), ...args], { cwd: root, encoding: "latin1", timeout: 120_000 });
+  const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.cjs"), ...args], { cwd: root, encoding: "latin1", timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const MiB = 1024 * 1024;

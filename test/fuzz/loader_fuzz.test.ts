@@ -71,7 +71,7 @@ describe("loader fuzzing", () => {
     for (const c of picks) {
       const f = join(dir, "k.elf");
       writeFileSync(f, c.bytes);
-      const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.mjs"), "-kernel", f, "-m", "64"], { encoding: "latin1", timeout: 60_000 });
+      const r = spawnSync(process.execPath, [join(root, "dist", "shadow86.cjs"), "-kernel", f, "-m", "64"], { encoding: "latin1", timeout: 60_000 });
       expect(r.status, c.name).toBe(2);
       expect(r.stdout, c.name).toBe("");
       const lines = r.stderr.trimEnd().split("\n");

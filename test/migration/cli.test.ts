@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { packageRoot } from "../../src/platform/node.js";
 
 const root = packageRoot();
-const cliPath = join(root, "dist", "shadow86.mjs");
+const cliPath = join(root, "dist", "shadow86.cjs");
 const dir = mkdtempSync(join(tmpdir(), "s86-mig-cli-"));
 
 interface Proc { status: number | null; stdout: string; stderr: string; }

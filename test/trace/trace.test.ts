@@ -8,7 +8,7 @@ import { packageRoot } from "../../src/platform/node.js";
 const root = packageRoot();
 function traceOf(image: string): { traceEvents: { name: string; ph: string; ts: number; tid: number }[]; otherData: { dropped: number } } {
   const f = join(mkdtempSync(join(tmpdir(), "s86-trace-")), "t.json");
-  const r = spawnSync(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", `guest-images/${image}.elf`, "-q", "--trace", f], { cwd: root, encoding: "latin1" });
+  const r = spawnSync(process.execPath, [join(root, "dist/shadow86.cjs"), "-kernel", `guest-images/${image}.elf`, "-q", "--trace", f], { cwd: root, encoding: "latin1" });
   expect(r.status).toBe(33);
   return JSON.parse(readFileSync(f, "utf8"));
 }
@@ -37,7 +37,7 @@ describe("--trace with a migration", () => {
   it("shows each pre-copy round as a span on vCPU 0's track", () => {
     const dir = mkdtempSync(join(tmpdir(), "s86-trace-mig-"));
     const f = join(dir, "t.json");
-    const r = spawnSync(process.execPath, [join(root, "dist/shadow86.mjs"), "-kernel", "guest-images/cr3-switch.elf", "-q",
+    const r = spawnSync(process.execPath, [join(root, "dist/shadow86.cjs"), "-kernel", "guest-images/cr3-switch.elf", "-q",
       "--migrate", `file:${join(dir, "stream.bin")}`, "--migrate-after", "500000", "--trace", f], { cwd: root, encoding: "latin1" });
     expect(r.status).toBe(0); // the guest goes on at the destination
     const t = JSON.parse(readFileSync(f, "utf8")) as { traceEvents: { name: string; ph: string; ts: number; dur?: number; tid: number; args?: { pages?: number } }[] };
