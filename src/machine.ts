@@ -168,8 +168,9 @@ export class Machine {
     const done = (reason: StopReason, status: number, message?: string, extra: Partial<RunResult> = {}): RunResult => ({
       reason, status, message, instructions: cpu.instructions, wallMs: performance.now() - start, stats: cpu.stats(), ...extra,
     });
+    let keepLinks = false; // after a PT_WRITE exit: handled in the MMU, no guest memory written here
     for (;;) {
-      if (performance.now() >= deadline) return done("timeout", 1, timeoutMessage(this.opts.timeoutMs!, cpu.rip));
+      if (deadline !== Infinity && performance.now() >= deadline) return done("timeout", 1, timeoutMessage(this.opts.timeoutMs!, cpu.rip));
       // with tracing on, short slices drain the ring before it can wrap
       let budget = this.opts.trace ? TRACE_SLICE : SLICE;
       if (limit > 0n) {
@@ -182,7 +183,8 @@ export class Machine {
         if (left <= 0n) return done("paused", 0);
         if (left < BigInt(budget)) budget = Number(left);
       }
-      const exit = cpu.enter(budget);
+      const exit = cpu.enter(budget, keepLinks);
+      keepLinks = exit === "PT_WRITE";
       // writes to shadowed page tables ride on any exit (PT_WRITE, or an MMIO/IO one of the same instruction)
       if (this.vm.mmu.shadow) handlePtWrite(cpu, this.vm.mmu);
       const trace = this.opts.trace;

@@ -115,8 +115,15 @@ export class Vcpu {
   }
 
   /** KVM_RUN: enter the core for at most `budget` instructions; returns the exit reason. */
-  enter(budget: number): ExitName {
+  /**
+   * Run the vCPU for at most `budget` instructions. `keepLinks`: nothing but
+   * the core has written guest memory since the last exit (true only after a
+   * PT_WRITE exit the pte-write policy handled), so cached blocks' links stay
+   * valid; otherwise run() makes them compare their bytes again.
+   */
+  enter(budget: number, keepLinks = false): ExitName {
     this.vm.core.fn.vcpu_bind(this.base);
+    if (keepLinks) this.u32(this.k.VCPU_KEEP_LINKS, 1);
     const r = this.vm.core.fn.run(budget);
     const name = this.exitNames.get(r);
     if (!name) throw new Error(`the core returned an unknown exit reason ${r}`);

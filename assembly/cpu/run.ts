@@ -19,7 +19,7 @@ import { links_invalidate, emul_forget } from "../mmu/tlb";
 import { walk_set_ac } from "../mmu/walk";
 import { rep_begin, rep_extra_steps, rep_yielded } from "./string";
 import { STAT_EXITS, STAT_HOST_EXITS, STAT_BUDGET_EXITS, STAT_INTERRUPTS, STAT_BLOCK_INSNS } from "../stats";
-import { AC, EXIT_PT_WRITE, VCPU_KICK } from "./state";
+import { AC, EXIT_PT_WRITE, VCPU_KICK, VCPU_KEEP_LINKS } from "./state";
 import { VMB, VM_BUS_LOCK } from "../vm";
 import { VM_TLB_FLUSH_GEN, VM_MMU_RELOAD_GEN, MMU_TLB_FLUSH_GEN, MMU_RELOAD_GEN, VM_KNOB_BLOCK_CACHE } from "../mmu/layout";
 import { kvm_check_tlb_and_reload_requests } from "../mmu/tlbflush";
@@ -74,7 +74,10 @@ function smp_poll(): bool {
 
 export function run(budget: i32): i32 {
   emul_forget(); // the emulated-write cache serves one execution of one instruction (mmu/tlb.ts)
-  links_invalidate(); // memory may have changed outside run(): a linked block's bytes are compared again
+  // memory may have changed outside run() (the loader, devices, tests): a
+  // linked block's bytes are compared again, unless the host vouches for it
+  if (load<u32>(VCPU + VCPU_KEEP_LINKS) == 0) links_invalidate();
+  store<u32>(VCPU + VCPU_KEEP_LINKS, 0);
   blocks_run_begin();
   flags_sync_in();
   update_mode();

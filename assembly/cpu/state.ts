@@ -134,6 +134,10 @@ export const VCPU_APIC_IRR: i32 = 928;
 // u32: a compiled block's memory helper stopped it (a fault, an exit, code
 // written; cpu/jit.ts), in the same spare room
 export const VCPU_JIT_STOP: i32 = 1016;
+// u32: the host sets 1 before run() when nothing outside the core has written
+// guest memory since the last exit (a PT_WRITE exit the pte-write policy
+// handled): links between cached blocks then stay valid. run() clears it.
+export const VCPU_KEEP_LINKS: i32 = 1020;
 export const MP_STATE_RUNNABLE: u32 = 0;
 export const MP_STATE_UNINITIALIZED: u32 = 1; // an AP before INIT / SIPI
 export const MP_STATE_INIT_RECEIVED: u32 = 2; // wait-for-SIPI

@@ -258,6 +258,7 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
       opts.trace?.(tail[tail.length - 1]!);
       let wakeups = 0, deviceExits = 0;
       if (episode < (opts.firstEpisode ?? 0)) continue;
+      let keepLinks = false; // as the machine's loop: after a PT_WRITE exit, unless a hook touches memory
       episodeLoop: while (res.budgetUsed < budget) {
         const slice = Math.min(host.chance(0.3) ? host.int(1, 64) : host.int(1, maxSlice), budget - res.budgetUsed);
         const before = vcpu.instructions;
@@ -265,12 +266,13 @@ export function runSeed(module: WebAssembly.Module, seed: number, opts: FuzzOpti
         const t = performance.now();
         let exit: ExitName;
         try {
-          exit = vcpu.enter(slice);
+          exit = vcpu.enter(slice, keepLinks);
         } catch (e) {
           report(e, "enter()");
           break episodeLoop;
         }
         const dt = performance.now() - t;
+        keepLinks = exit === "PT_WRITE" && !opts.afterEnter;
         res.enters++;
         // writes to shadowed page tables ride on any exit: the machine's policy handles them
         if (vm.mmu.shadow) handlePtWrite(vcpu, vm.mmu);

@@ -39,7 +39,7 @@ export const VCPU_STATE_FIELDS: readonly (readonly [string, number])[] = [
  * so a field added to assembly/cpu/state.ts cannot be forgotten here.
  */
 export const VCPU_NOT_MIGRATED = [
-  "VCPU_ID", "VCPU_KICK", "VCPU_APIC_IRR" /* inside the exit struct's bytes, which migrate */, "VCPU_JIT_STOP" /* likewise; transient */, "VCPU_TRACE_ENABLED", "VCPU_TRACE_HEAD", "VCPU_TRACE_RING", "VCPU_TRACE_MASK",
+  "VCPU_ID", "VCPU_KICK", "VCPU_APIC_IRR" /* inside the exit struct's bytes, which migrate */, "VCPU_JIT_STOP" /* likewise; transient */, "VCPU_KEEP_LINKS" /* likewise; set just before run(), which clears it */, "VCPU_TRACE_ENABLED", "VCPU_TRACE_HEAD", "VCPU_TRACE_RING", "VCPU_TRACE_MASK",
   "VCPU_EXIT", "VCPU_STATS", "VCPU_STATS_MAX", "VCPU_MMU", "VCPU_MMU_END", "VCPU_TLB", "VCPU_TLB_LOG_N", "VCPU_TLB_LOG", "VCPU_ICACHE", "VCPU_BLOCKS", "VCPU_CODE_MAP", "VCPU_SIZE",
 ];
 
