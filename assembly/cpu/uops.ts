@@ -386,8 +386,15 @@ export function ret64(): u64 {
 }
 
 // Run the uop of record `u` for the instruction at `ip`, a generic one
-// through its handler (block_run, and compiled blocks through jit_uop).
-@inline export function uop_exec(kind: i32, u: usize, ip: u64): u64 {
+// through its handler: block_run, and compiled blocks through jit_uop. One
+// function for both, not inlined. Inlined, each caller held a 40 KB copy of
+// the switch, and V8 runs such a function in its baseline tier until its
+// optimizing tier has spent 30-70 ms on it: jit_uop's copy was first called
+// when the first block compiled, and the process exit waited for that
+// compile. Best of 5 whole runs, out of line vs inlined in block_run too:
+// cr3-switch 0.167/0.182 s, pt-memset 0.148/0.177, kernbench 0.283/0.320,
+// steady state equal; the uops alone (block_jit=0) run ~12% slower.
+export function uop_exec(kind: i32, u: usize, ip: u64): u64 {
   if (kind == UOP_GENERIC) {
     decoded_load(u, ip);
     dispatch(<i32>load<u16>(u + IC_OPCODE));
