@@ -23,25 +23,33 @@ import type { Vcpu } from "../vcpu.js";
 import type { ShadowMmu } from "./shadow_mmu.js";
 import type { MmuKnobs } from "./knobs.js";
 
-/** One instruction's page-table writes, as the core logged them. */
-export interface PtWriteExit {
-  gpa: bigint;
-  size: number;
-  value: bigint;
-  old: bigint;
-  /** A string instruction (movs/stos/ins), with a rep prefix, and how many iterations are left. */
+/** What KVM's policy needs of one instruction's page-table writes. */
+export interface PtWriteLog {
+  /** A string instruction (movs/stos/ins), with a rep prefix. */
   string: boolean;
   rep: boolean;
-  repCount: bigint;
-  rip: bigint;
-  /** Every write of the instruction (the first is the one above). */
+  /** Every write of the instruction (the first is the one PtWriteExit describes). */
   writes: { gpa: number; size: number }[];
   /** More writes than the log holds: the policy must assume any page changed. */
   overflow: boolean;
 }
 
-/** The pending PT_WRITE log of a vCPU, or null if there is none. */
-export function readPtWrite(vcpu: Vcpu): PtWriteExit | null {
+/** One instruction's page-table writes, as the core logged them. */
+export interface PtWriteExit extends PtWriteLog {
+  gpa: bigint;
+  size: number;
+  value: bigint;
+  old: bigint;
+  /** How many iterations of a rep string instruction are left. */
+  repCount: bigint;
+  rip: bigint;
+}
+
+/** A u64 of the vCPU struct as a number (guest-physical addresses: below 2^53). */
+function u64n(vcpu: Vcpu, off: number): number { return vcpu.u32(off) + vcpu.u32(off + 4) * 0x100000000; }
+
+/** The pending PT_WRITE log of a vCPU without the first write's details, or null if there is none (one per PT_WRITE exit: no BigInts). */
+export function readPtWriteLog(vcpu: Vcpu): PtWriteLog | null {
   const k = vcpu.vm.core.k;
   const n = vcpu.u32(k.EXIT_PT_WRITE_NR);
   if (n === 0) return null;
@@ -49,25 +57,32 @@ export function readPtWrite(vcpu: Vcpu): PtWriteExit | null {
   const writes: { gpa: number; size: number }[] = [];
   for (let i = 0; i < Math.min(n, k.PT_WRITE_LOG_MAX); i++) {
     const e = k.EXIT_PT_WRITE_LOG + i * 16;
-    writes.push({ gpa: Number(vcpu.get64(e)), size: vcpu.u32(e + 8) });
+    writes.push({ gpa: u64n(vcpu, e), size: vcpu.u32(e + 8) });
   }
+  return { string: (flags & k.PT_WRITE_F_STRING) !== 0, rep: (flags & k.PT_WRITE_F_REP) !== 0, writes, overflow: (flags & k.PT_WRITE_F_OVERFLOW) !== 0 };
+}
+
+/** The pending PT_WRITE log of a vCPU, or null if there is none. */
+export function readPtWrite(vcpu: Vcpu): PtWriteExit | null {
+  const log = readPtWriteLog(vcpu);
+  if (!log) return null;
+  const k = vcpu.vm.core.k;
   return {
+    ...log,
     gpa: vcpu.get64(k.EXIT_PT_WRITE_GPA),
     size: vcpu.u32(k.EXIT_PT_WRITE_SIZE),
     value: vcpu.get64(k.EXIT_PT_WRITE_VALUE),
     old: vcpu.get64(k.EXIT_PT_WRITE_OLD),
-    string: (flags & k.PT_WRITE_F_STRING) !== 0,
-    rep: (flags & k.PT_WRITE_F_REP) !== 0,
     repCount: vcpu.get64(k.EXIT_PT_WRITE_REP_COUNT),
     rip: vcpu.get64(k.EXIT_PT_WRITE_RIP),
-    writes,
-    overflow: (flags & k.PT_WRITE_F_OVERFLOW) !== 0,
   };
 }
 
-function statAdd(vcpu: Vcpu, id: number, n: bigint): void {
+function statAdd(vcpu: Vcpu, id: number, n: number): void {
   const off = vcpu.vm.core.k.VCPU_STATS + id * 8;
-  vcpu.set64(off, vcpu.get64(off) + n);
+  const lo = vcpu.u32(off) + n; // (u32 halves: no BigInt on the PT_WRITE path)
+  vcpu.u32(off, lo >>> 0);
+  if (lo > 0xffffffff) vcpu.u32(off + 4, vcpu.u32(off + 4) + Math.floor(lo / 0x100000000));
 }
 
 /**
@@ -225,7 +240,7 @@ export function kvmMmuPteWriteRules(mmu: ShadowMmu, vcpu: Vcpu, gpa: number, byt
  * the gfn is no longer write-tracked and the rest of the string goes straight
  * to memory. Everything else is kvm_mmu_pte_write, write by write.
  */
-export const kvmPolicy: PteWritePolicy = (mmu, vcpu, w) => {
+export const kvmPolicy = (mmu: ShadowMmu, vcpu: Vcpu, w: PtWriteLog): void => {
   const knobs = mmu.knobs;
   const k = vcpu.vm.core.k;
   if (knobs.unprotect_rep_string && w.string && w.rep) {
@@ -244,8 +259,8 @@ export const kvmPolicy: PteWritePolicy = (mmu, vcpu, w) => {
     flooded += r.flooded;
     updated += r.updated;
   }
-  if (flooded) statAdd(vcpu, k.STAT_MMU_FLOODED, BigInt(flooded));
-  if (updated) statAdd(vcpu, k.STAT_MMU_PTE_UPDATED, BigInt(updated));
+  if (flooded) statAdd(vcpu, k.STAT_MMU_FLOODED, flooded);
+  if (updated) statAdd(vcpu, k.STAT_MMU_PTE_UPDATED, updated);
 };
 
 /** Updates that found no free pte_list_desc in the vCPU's cache and zapped instead (seed 003), since the VM started. */
@@ -255,13 +270,15 @@ export function cacheDescCount(mmu: ShadowMmu): number { return pteFns(mmu).mmu_
 
 /** Handle a vCPU's pending PT_WRITE log (after any exit); returns the writes handled. */
 export function handlePtWrite(vcpu: Vcpu, mmu: ShadowMmu): number {
-  const w = readPtWrite(vcpu);
+  const policy = mmu.pteWritePolicy;
+  const w = policy ? readPtWrite(vcpu) : readPtWriteLog(vcpu); // KVM's policy needs only the log
   if (!w) return 0;
   const k = vcpu.vm.core.k;
   vcpu.vm.core.fn.vcpu_bind(vcpu.base);
   if (w.overflow) mmu.fn.mmu_zap_all_fast();
-  else (mmu.pteWritePolicy ?? kvmPolicy)(mmu, vcpu, w);
-  statAdd(vcpu, k.STAT_MMU_PTE_WRITE, BigInt(w.writes.length));
+  else if (policy) policy(mmu, vcpu, w as PtWriteExit);
+  else kvmPolicy(mmu, vcpu, w);
+  statAdd(vcpu, k.STAT_MMU_PTE_WRITE, w.writes.length);
   vcpu.u32(k.EXIT_PT_WRITE_NR, 0);
   return w.writes.length;
 }
