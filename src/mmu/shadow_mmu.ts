@@ -119,7 +119,7 @@ const AUDIT_NAMES = [
 
 export class ShadowMmu {
   readonly fn: MmuCoreFunctions;
-  /** What a PT_WRITE exit does (src/mmu/pte_write.ts); undefined = the default zap policy. */
+  /** What a PT_WRITE exit does (src/mmu/pte_write.ts); undefined = KVM's policy with the knobs' rules (kvmPolicy). */
   pteWritePolicy?: PteWritePolicy;
   constructor(readonly core: Core, readonly mode: MmuMode, readonly layout: MmuLayout, readonly knobs: MmuKnobs,
               private readonly dv: () => DataView, private readonly vmBase: number) {
