@@ -16,11 +16,11 @@
  * operands only if nothing overwrote them. A block that branches back to its
  * own start loops inside the function while its instructions fit the limit
  * the core passes (the first iteration always runs) and stores how many
- * iterations it started in the block's B_ITERS. A load or store whose page
- * the software TLB holds with the permission it needs is done inline (the
- * TLB test of mem.ts; for a store, the code map's too); any other, div and
- * the stack uops (push, pop, call, ret: RSP goes to the vCPU struct and back
- * around them) go through core helpers; when one stops the block (a fault,
+ * iterations it started in the block's B_ITERS. A load, store, push, pop,
+ * call or ret whose page the software TLB holds with the permission it needs
+ * is done inline (the TLB test of mem.ts; for a store, the code map's too);
+ * any other, and div, go through core helpers (for the stack uops with RSP
+ * in the vCPU struct around the call); when one stops the block (a fault,
  * an exit, a write to code: VCPU_JIT_STOP) the function returns JIT_STOP | uop index with
  * registers and flags as they were before that uop (after it, for a store
  * that did happen), and a final branch to a non-canonical target returns
