@@ -5,7 +5,7 @@
 import { VMB } from "../vm";
 import { VCPU } from "../cpu/state";
 import {
-  VM_MMU_LOCK, VM_POOL_LOCK, VM_SP_FREE, VM_SP_FREE_NR, VM_DESC_FREE, VM_DESC_FREE_NR,
+  VM_MMU_LOCK, VM_POOL_LOCK, VM_SP_FREE, VM_SP_FREE_NR, VM_DESC_FREE, VM_DESC_FREE_NR, VM_DESC_BUMP, VM_DESC_NR, VM_DESC_BASE,
   SP_HASH_NEXT, DESC_MORE, PTE_LIST_DESC_SIZE,
   MMU_CACHE_SP_NR, MMU_CACHE_SP, MMU_CACHE_SP_CAP, MMU_CACHE_SP_MIN,
   MMU_CACHE_DESC_NR, MMU_CACHE_DESC, MMU_CACHE_DESC_CAP, MMU_CACHE_DESC_MIN,
@@ -43,11 +43,16 @@ function pool_put_sp(sp: usize): void {
   store<u32>(VMB + VM_SP_FREE_NR, load<u32>(VMB + VM_SP_FREE_NR) + 1);
 }
 function pool_get_desc(): usize {
-  const head = <usize>load<u32>(VMB + VM_DESC_FREE);
-  if (head == 0) return 0;
-  store<u32>(VMB + VM_DESC_FREE, load<u32>(head + DESC_MORE));
+  let d = <usize>load<u32>(VMB + VM_DESC_FREE);
+  if (d != 0) store<u32>(VMB + VM_DESC_FREE, load<u32>(d + DESC_MORE));
+  else { // one never handed out (kvm_mmu_vm_init)
+    const i = load<u32>(VMB + VM_DESC_BUMP);
+    if (i >= load<u32>(VMB + VM_DESC_NR)) return 0;
+    store<u32>(VMB + VM_DESC_BUMP, i + 1);
+    d = <usize>load<u32>(VMB + VM_DESC_BASE) + <usize>i * <usize>PTE_LIST_DESC_SIZE;
+  }
   store<u32>(VMB + VM_DESC_FREE_NR, load<u32>(VMB + VM_DESC_FREE_NR) - 1);
-  return head;
+  return d;
 }
 function pool_put_desc(d: usize): void {
   store<u32>(d + DESC_MORE, load<u32>(VMB + VM_DESC_FREE));

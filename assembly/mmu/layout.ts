@@ -36,6 +36,7 @@ export const VM_TLB_FLUSH_GEN: i32 = 2136; // u32 bumped by kvm_flush_remote_tlb
 export const VM_MMU_RELOAD_GEN: i32 = 2140; // u32 bumped by kvm_reload_remote_mmus
 export const VM_MMU_WRITE_PROTECT_ALL_INDICATOR: i32 = 2144; // u64 (seed 000; not used yet)
 export const VM_INDIRECT_SHADOW_PAGES: i32 = 2152; // u32 indirect_shadow_pages
+export const VM_DESC_BUMP: i32 = 2156; // u32 descs never handed out start at this index (the free list is empty at first)
 // knobs (u32 each; the host sets them, see src/mmu/knobs.ts)
 export const VM_KNOB_PREV_ROOTS: i32 = 2160; // 1: keep 3 cached roots (seed 004)
 export const VM_KNOB_BROKEN_FLUSH: i32 = 2164; // test only: BROKEN_FLUSH_* bits
