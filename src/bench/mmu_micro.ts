@@ -1,12 +1,13 @@
 /**
  * MMU micro-benchmarks (issue 12): the cost of one MOV CR3 (to a cached root
- * and to one that is not cached) and of one shadow page fault, measured on a
- * bare vCPU in 64-bit mode at CPL 0 whose code loops over the operation.
+ * and to one that is not cached), of one shadow page fault, of one TLB miss
+ * and of one guest write to a shadowed gpte (the PT_WRITE exit), measured on
+ * a bare vCPU in 64-bit mode at CPL 0 whose code loops over the operation.
  *
  * Each figure is a difference of two timed loops that differ only in the
  * operation (e.g. `mov cr3, rax` against `mov rdx, rax`), divided by how often
  * it ran, so the interpreter's own cost cancels out. The counters behind each
- * figure (prev_roots_hit, mmu_root_alloc, pf_fixed) are returned too: the
+ * figure (prev_roots_hit, mmu_root_alloc, pf_fixed, pt_write_exits...) are returned too: the
  * test checks those (test/bench/mmu_micro.test.ts), never the times.
  *
  * Guest-physical layout: four page-table hierarchies (roots) at 0x10000 +
@@ -16,6 +17,7 @@
 import { Vm } from "../vm.js";
 import type { Vcpu } from "../vcpu.js";
 import type { MmuKnobs, MmuMode } from "../mmu/knobs.js";
+import { handlePtWrite } from "../mmu/pte_write.js";
 
 const MiB = 1024 * 1024;
 const MAP_MIB = 64; // pages the fault loop touches: 16384
@@ -40,9 +42,12 @@ export interface MmuMicro {
   faultNs?: number;
   /** ns per software-TLB miss on a load whose translation is cached below the TLB (shadow: the spte walk; tdp: the guest walk). */
   tlbMissNs: number;
+  /** ns per guest write to a shadowed gpte (PT_WRITE exit, kvm_mmu_pte_write, TLB flush and refill); undefined in tdp mode. */
+  gpteWriteNs?: number;
+  gpteWrites: number;
   switches: number;
   faults: number;
-  counters: { hit: Record<string, bigint>; miss: Record<string, bigint>; fault: Record<string, bigint>; tlbMiss: Record<string, bigint> };
+  counters: { hit: Record<string, bigint>; miss: Record<string, bigint>; fault: Record<string, bigint>; tlbMiss: Record<string, bigint>; gpteWrite?: Record<string, bigint> };
 }
 
 function setup(module: WebAssembly.Module, mode: MmuMode, knobs: Partial<MmuKnobs>): { vm: Vm; cpu: Vcpu } {
@@ -79,10 +84,13 @@ function timed(vm: Vm, cpu: Vcpu, code: number[], regs: Record<string, bigint>):
   cpu.rip = BigInt(CODE);
   cpu.u32(vm.core.k.VCPU_HALTED, 0);
   const t = process.hrtime.bigint();
+  let keepLinks = false;
   for (;;) {
-    const exit = cpu.enter(10_000_000);
+    const exit = cpu.enter(10_000_000, keepLinks);
+    if (vm.mmu.shadow) handlePtWrite(cpu, vm.mmu); // as the machine's loop (src/machine.ts)
+    keepLinks = exit === "PT_WRITE";
     if (exit === "HLT") break;
-    if (exit !== "BUDGET") throw new Error(`mmuMicro: unexpected exit ${exit} at ${cpu.rip.toString(16)}`);
+    if (exit !== "BUDGET" && exit !== "PT_WRITE") throw new Error(`mmuMicro: unexpected exit ${exit} at ${cpu.rip.toString(16)}`);
   }
   return Number(process.hrtime.bigint() - t);
 }
@@ -137,6 +145,30 @@ function faultCost(module: WebAssembly.Module, mode: MmuMode, pages: number): { 
   return { ns: mode === "shadow" ? (first - second) / pages : undefined, missNs: (second - hits) / pages, counters, missCounters };
 }
 
+// Shadow mode: a guest write to a gpte the MMU shadows (the page table is
+// write-protected): a PT_WRITE exit, kvm_mmu_pte_write with the default
+// rules (update_pte installs the new spte, seed 002) and the TLB flush,
+// then a read through the rewritten entry (a TLB miss, whose spte walk
+// marks the shadow page used, so the writes never count as flooding). Each
+// write toggles the gpte's dirty bit, so the spte really changes. Against
+// the same loop writing an ordinary page.
+// loop: mov [rdi], rax; xor rax, rdx; mov bl, [rsi]; dec ecx; jnz loop; hlt
+const GPTE_WRITE_LOOP = [0x48, 0x89, 0x07, 0x48, 0x31, 0xd0, 0x8a, 0x1e, 0xff, 0xc9, 0x75, 0xf4, 0xf4];
+export function ptWriteCost(module: WebAssembly.Module, writes: number): { ns: number; counters: Record<string, bigint> } {
+  const { vm, cpu } = setup(module, "shadow", {});
+  const data = DATA_BASE, gpte = PT_BASE + (data / 4096) * 8, plain = DATA_BASE + 0x10000;
+  const regs = (rdi: number, n: number) => ({ rax: BigInt(data) | PRESENT_RW_AD, rdx: 0x40n, rdi: BigInt(rdi), rsi: BigInt(data), rcx: BigInt(n) });
+  // warm up: the page table shadowed (and so write-protected), the core's code tiered up
+  timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, 200));
+  timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, 200));
+  const base = Math.min(...[0, 1, 2].map(() => timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, writes))));
+  const before = cpu.stats();
+  const t = timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes));
+  const counters = diff(cpu.stats(), before);
+  const best = Math.min(t, timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes)), timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes)));
+  return { ns: (best - base) / writes, counters };
+}
+
 /** The MMU micro-benchmarks in one MMU mode. `scale` 1 is the benchmark; tests use less. */
 export function mmuMicro(module: WebAssembly.Module, mode: MmuMode, scale = 1): MmuMicro {
   const switches = Math.max(2, Math.round(200_000 * scale) & ~1);
@@ -145,13 +177,17 @@ export function mmuMicro(module: WebAssembly.Module, mode: MmuMode, scale = 1): 
   const hit = cr3Cost(module, mode, { prev_roots: true }, switches);
   const miss = cr3Cost(module, mode, { prev_roots: false }, switches);
   const fault = faultCost(module, mode, pages);
-  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault.ns, tlbMissNs: fault.missNs, switches, faults: pages,
-    counters: { hit: hit.counters, miss: miss.counters, fault: fault.counters, tlbMiss: fault.missCounters } };
+  // enough writes that the host's exit path (TypeScript) runs warm: at 2,000 the figure was ~4x
+  const gpteWrites = Math.max(200, Math.round(30_000 * scale));
+  const gpte = mode === "shadow" ? ptWriteCost(module, gpteWrites) : undefined;
+  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault.ns, tlbMissNs: fault.missNs, gpteWriteNs: gpte?.ns, gpteWrites, switches, faults: pages,
+    counters: { hit: hit.counters, miss: miss.counters, fault: fault.counters, tlbMiss: fault.missCounters, gpteWrite: gpte?.counters } };
 }
 
 /** The markdown table for `shadow86 bench`. */
 export function mmuMicroTable(rows: MmuMicro[]): string {
-  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns | TLB miss ns |", "|---|---:|---:|---:|---:|"];
-  for (const r of rows) out.push(`| ${r.mode} | ${r.cr3HitNs.toFixed(0)} | ${r.cr3MissNs.toFixed(0)} | ${r.faultNs === undefined ? "-" : r.faultNs.toFixed(0)} | ${r.tlbMissNs.toFixed(0)} |`);
+  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns | TLB miss ns | gpte write (PT_WRITE exit) ns |", "|---|---:|---:|---:|---:|---:|"];
+  const ns = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
+  for (const r of rows) out.push(`| ${r.mode} | ${ns(r.cr3HitNs)} | ${ns(r.cr3MissNs)} | ${ns(r.faultNs)} | ${ns(r.tlbMissNs)} | ${ns(r.gpteWriteNs)} |`);
   return out.join("\n");
 }

@@ -137,7 +137,8 @@ export const WRITE_FLOODING_THRESHOLD = 3;
 interface LegacyFlood { gfn: number; count: number; lastPte: { sp: number; index: number; gfn: number } | null; }
 const legacyState = new WeakMap<Vcpu, LegacyFlood>();
 
-function pteFns(mmu: ShadowMmu): PteWriteFunctions { return mmu.core.instance.exports as unknown as PteWriteFunctions; }
+// (mmu.fn is the core's exports object, without the instance.exports getter)
+function pteFns(mmu: ShadowMmu): PteWriteFunctions { return mmu.fn as unknown as PteWriteFunctions; }
 
 /**
  * detect_write_misaligned: a write that crosses a gpte, or is shorter than 4

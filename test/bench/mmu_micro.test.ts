@@ -26,7 +26,12 @@ describe("MMU micro-benchmarks", () => {
     expect(r.counters.fault.pf_guest ?? 0n).toBe(0n);
     tlbMissEveryPage(r);
     expect(r.counters.tlbMiss.pf_fixed ?? 0n).toBe(0n);
-    expect(Number.isFinite(r.cr3HitNs) && Number.isFinite(r.faultNs!)).toBe(true);
+    // every gpte write one PT_WRITE exit whose new spte kvm_mmu_pte_write installs (seed 002), none flooded
+    expect(r.counters.gpteWrite!.pt_write_exits).toBe(BigInt(r.gpteWrites));
+    expect(r.counters.gpteWrite!.mmu_pte_updated).toBe(BigInt(r.gpteWrites));
+    expect(r.counters.gpteWrite!.mmu_flooded ?? 0n).toBe(0n);
+    expect(r.counters.gpteWrite!.pf_fixed ?? 0n).toBe(0n);
+    expect(Number.isFinite(r.cr3HitNs) && Number.isFinite(r.faultNs!) && Number.isFinite(r.gpteWriteNs!)).toBe(true);
   });
   it("tdp: a CR3 switch is a TLB flush, no roots", () => {
     const r = mmuMicro(module, "tdp", 0.01);
@@ -34,6 +39,7 @@ describe("MMU micro-benchmarks", () => {
     expect(r.counters.hit.prev_roots_hit ?? 0n).toBe(0n);
     expect(r.faultNs).toBeUndefined();
     tlbMissEveryPage(r);
-    expect(mmuMicroTable([r])).toMatch(/^\| tdp \| -?\d+ \| -?\d+ \| - \| -?\d+ \|$/m);
+    expect(r.gpteWriteNs).toBeUndefined();
+    expect(mmuMicroTable([r])).toMatch(/^\| tdp \| -?\d+ \| -?\d+ \| - \| -?\d+ \| - \|$/m);
   });
 });
