@@ -30,7 +30,7 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
     process.stderr.write(`bench: steady state [${i + 1}/${steadyImages.length}] ${x.image} rounds=1 and rounds=${x.rounds}${o.qemu ? ", shadow86 and QEMU" : ""}...\n`);
     return runSteady(cli, root, oracle, o.qemu, x);
   });
-  process.stderr.write("bench: MMU micro-benchmarks (MOV CR3, shadow page fault)...\n");
+  process.stderr.write("bench: MMU micro-benchmarks (MOV CR3, shadow page fault, TLB miss, gpte write)...\n");
   const module = loadCoreModule();
   const micro = [mmuMicro(module, "shadow"), mmuMicro(module, "tdp")];
   const steadyMd = steadyTable(steady);
@@ -42,7 +42,8 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
   }
   if (o.json) {
     const rows = results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) }));
-    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, switches: m.switches, faults: m.faults }));
+    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, tlbMissNs: m.tlbMissNs, gpteWriteNs: m.gpteWriteNs,
+      switches: m.switches, faults: m.faults, gpteWrites: m.gpteWrites }));
     writeFileSync(o.json, JSON.stringify({ rows, steady, mmuMicro: mmu }, null, 2) + "\n");
   }
   return results.some((r) => r.off.status !== 33 || r.on.status !== 33) || steady.some((x) => x.status1 !== 33 || x.statusR !== 33) ? 1 : 0;
