@@ -71,9 +71,9 @@ export function kvm_mmu_vm_init(mode: u32, n_max: u32, pool_nr: u32, hdr_base: u
   }
   store<u32>(v + VM_SP_FREE, head);
   store<u32>(v + VM_SP_FREE_NR, pool_nr);
-  // pte_list_descs: handed out in order from the pool (VM_DESC_BUMP), then
-  // from the free list; threading a list through all of them here touched
-  // ~5.5 MB (256 MiB of RAM) before the guest's first instruction
+  // pte_list_descs come from the free list when it holds any, else the next
+  // never-used one (VM_DESC_BUMP, cache.ts): threading a list through all of
+  // them here touched ~5.5 MB (256 MiB of RAM) before the first instruction
   store<u32>(v + VM_DESC_FREE, 0);
   store<u32>(v + VM_DESC_BUMP, 0);
   store<u32>(v + VM_DESC_FREE_NR, desc_nr);
