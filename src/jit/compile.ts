@@ -32,8 +32,9 @@ import { moduleBytes, Op, I32, I64, uleb, sleb64, sleb32, type Import, type Glob
 type K = Readonly<Record<string, number>>;
 
 const M32 = 0xffffffffn;
-const M32_CONST: number[] = [Op.i64_const]; // the commonest 64-bit constant, encoded once
-sleb64(M32, M32_CONST);
+// the opcodes of a TLB hit's inline load / store, by size
+const LOAD_OP: Record<number, number> = { 1: Op.i64_load8_u, 4: Op.i64_load32_u, 8: Op.i64_load };
+const STORE_OP: Record<number, number> = { 1: Op.i64_store8, 4: Op.i64_store32, 8: Op.i64_store };
 const IMPORTS: Import[] = [
   { name: "cond", type: { params: [I32], results: [I32] } },
   { name: "shift", type: { params: [I32, I64, I32, I32], results: [I64] } },
@@ -76,14 +77,10 @@ class Emitter {
     return l;
   }
   get regs(): [number, number][] { return [...this.regLocal.entries()]; }
-  op(a: number, b?: number, c?: number, d?: number): void { // (no rest array: this runs cold, per opcode)
-    const code = this.code;
-    code.push(a);
-    if (b !== undefined) { code.push(b); if (c !== undefined) { code.push(c); if (d !== undefined) code.push(d); } }
-  }
+  op(...b: number[]): void { this.code.push(...b); }
   get(l: number): void { this.op(Op.local_get); uleb(l, this.code); }
   set(l: number): void { this.op(Op.local_set); uleb(l, this.code); }
-  i64(v: bigint): void { if (v === M32) { this.code.push(...M32_CONST); return; } this.op(Op.i64_const); sleb64(v, this.code); }
+  i64(v: bigint): void { this.op(Op.i64_const); sleb64(v, this.code); }
   i32(v: number): void { this.op(Op.i32_const); sleb32(v, this.code); }
   call(f: number): void { this.op(Op.call); uleb(f, this.code); }
   /** A register's value, masked to 32 bits for size 4 (8 for size 1: the low byte). */
@@ -289,14 +286,14 @@ export class BlockCompiler {
     body.op(Op.block, Op.void); // stops leave through here
     body.op(Op.loop, Op.void);
     body.get(iters); body.i32(1); body.op(Op.i32_add); body.set(iters);
+    /** Push 1 when local `v` holds a canonical address. */
+    const canonical = (v: number): void => { body.get(v); body.i64(16n); body.op(Op.i64_shl); body.i64(16n); body.op(Op.i64_shr_s); body.get(v); body.op(Op.i64_eq); };
     /** nip = target of a near branch at operand size `opsize` (target on the stack). */
     const branchTarget = (opsize: number): void => {
       if (opsize !== 8) { body.i64(M32); body.op(Op.i64_and); body.set(nip); return; }
       const t = body.newLocal();
       body.set(t);
-      // canonical ? t : sentinel
-      body.get(t); body.i64(this.sentinel - 0n); body.get(t); body.i64(16n); body.op(Op.i64_shl); body.i64(16n); body.op(Op.i64_shr_s); body.get(t); body.op(Op.i64_eq);
-      body.op(Op.select); body.set(nip);
+      body.get(t); body.i64(this.sentinel); canonical(t); body.op(Op.select); body.set(nip); // canonical ? t : sentinel
     };
     const ipPlus = (delta: bigint): void => { body.get(0); body.i64(delta); body.op(Op.i64_add); };
     const mode64 = (u8(b + k.B_MODE!) & 0x10) !== 0;
@@ -345,8 +342,6 @@ export class BlockCompiler {
     const pageOff = (lin: number): void => { body.get(lin); body.op(Op.i32_wrap_i64); body.i32(0xfff); body.op(Op.i32_and); };
     /** The host address of a TLB hit: the entry's host page plus the offset. */
     const hostAddr = (lin: number, e: number): void => { body.get(e); body.op(Op.i32_load, 2, 8); pageOff(lin); body.op(Op.i32_add); };
-    const LOAD_OP: Record<number, number> = { 1: Op.i64_load8_u, 4: Op.i64_load32_u, 8: Op.i64_load };
-    const STORE_OP: Record<number, number> = { 1: Op.i64_store8, 4: Op.i64_store32, 8: Op.i64_store };
     // A load or store that hits the TLB is done here (as read64/write64 do
     // it, with no call); anything else, and a store to a page that holds
     // cached code (the code map), goes through the core's helper.
@@ -396,8 +391,6 @@ export class BlockCompiler {
     // stack slot hits the TLB, else through the core's helper with RSP in
     // the vCPU struct (a non-canonical RSP never hits: the TLB holds
     // canonical pages only, so the helper raises #SS).
-    /** Push 1 when local `v` holds a canonical address. */
-    const canonical = (v: number): void => { body.get(v); body.i64(16n); body.op(Op.i64_shl); body.i64(16n); body.op(Op.i64_shr_s); body.get(v); body.op(Op.i64_eq); };
     /**
      * Store `value` (8 bytes) below RSP and move RSP inline, when `ok` (if
      * given) pushes 1 and the slot hits the TLB; else run `slow` (the core's

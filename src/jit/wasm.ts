@@ -31,11 +31,8 @@ export function uleb(n: number, out: number[]): void {
   } while (n !== 0);
 }
 
-// Block compiles run while the guest waits, mostly in cold (interpreted) JS:
-// constants that fit in 32 bits, nearly all of them, take the number path.
 export function sleb64(v: bigint, out: number[]): void {
   v = BigInt.asIntN(64, v);
-  if (v >= -0x80000000n && v <= 0x7fffffffn) { sleb32(Number(v), out); return; }
   for (;;) {
     const b = Number(v & 0x7fn);
     v >>= 7n;
@@ -44,15 +41,7 @@ export function sleb64(v: bigint, out: number[]): void {
   }
 }
 
-export function sleb32(v: number, out: number[]): void {
-  v |= 0;
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { out.push(b); return; }
-    out.push(b | 0x80);
-  }
-}
+export function sleb32(v: number, out: number[]): void { sleb64(BigInt(v | 0), out); }
 
 function section(id: number, body: number[], out: number[]): void {
   out.push(id);
