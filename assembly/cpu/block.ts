@@ -256,6 +256,9 @@ function block_run(b: usize, at: u64): i32 {
   return retired;
 }
 
+// The linear address of the code at `ip` (CS's base counts outside 64-bit mode).
+@inline function code_lin(ip: u64): u64 { return mode64 ? ip : (seg_base(SEG_CS) + ip) & 0xffffffff; }
+
 // The block after block `b` (entered at `ip`) when the next RIP is `nip`:
 // through b's link when it is valid, else looked up and linked. 0: none.
 // A link is taken only to a block built from the bytes the current fetch
@@ -271,7 +274,7 @@ function block_run(b: usize, at: u64): i32 {
   const link = b + B_LINKS + (nip == ip + <u64>load<u8>(b + B_LEN) ? 0 : 16);
   if (load<u32>(link + L_GEN) == fetch_gen && load<u64>(link + L_RIP) == nip) {
     const nb = <usize>load<u32>(link + L_BLOCK);
-    const lin = mode64 ? nip : (seg_base(SEG_CS) + nip) & 0xffffffff;
+    const lin = code_lin(nip);
     if ((lin & PAGE_HI) == fetch_page && <u32>(fetch_host + <usize>(lin & 0xfff)) == load<u32>(nb + B_HOST)) return nb;
   }
   return block_follow_slow(link, nip);
@@ -281,7 +284,7 @@ function block_run(b: usize, at: u64): i32 {
 function block_follow_slow(link: usize, nip: u64): usize {
   if (load<u64>(link + L_RIP) == nip) {
     const nb = <usize>load<u32>(link + L_BLOCK);
-    const lin = mode64 ? nip : (seg_base(SEG_CS) + nip) & 0xffffffff;
+    const lin = code_lin(nip);
     let h: usize = 0;
     if ((lin & PAGE_HI) == fetch_page) h = fetch_host + <usize>(lin & 0xfff);
     else {
