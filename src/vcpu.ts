@@ -91,6 +91,13 @@ export class Vcpu {
   }
 
   stat(id: number): bigint { return this.get64(this.k.VCPU_STATS + id * 8); }
+  /** Add `n` (a small non-negative number) to counter `id`: in u32 halves, no BigInt (the PT_WRITE exit path counts with it). */
+  statAdd(id: number, n: number): void {
+    const off = this.k.VCPU_STATS + id * 8;
+    const lo = this.u32(off) + n;
+    this.u32(off, lo >>> 0);
+    if (lo > 0xffffffff) this.u32(off + 4, this.u32(off + 4) + Math.floor(lo / 0x100000000));
+  }
   /** All counters by KVM name. */
   stats(): Record<string, bigint> {
     const out: Record<string, bigint> = {};

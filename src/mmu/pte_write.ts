@@ -78,13 +78,6 @@ export function readPtWrite(vcpu: Vcpu): PtWriteExit | null {
   };
 }
 
-function statAdd(vcpu: Vcpu, id: number, n: number): void {
-  const off = vcpu.vm.core.k.VCPU_STATS + id * 8;
-  const lo = vcpu.u32(off) + n; // (u32 halves: no BigInt on the PT_WRITE path)
-  vcpu.u32(off, lo >>> 0);
-  if (lo > 0xffffffff) vcpu.u32(off + 4, vcpu.u32(off + 4) + Math.floor(lo / 0x100000000));
-}
-
 /**
  * kvm_mmu_pte_write, default policy: zap each indirect shadow page of the
  * written gfn whose sptes shadow the written bytes. Returns the pages zapped.
@@ -260,8 +253,8 @@ export const kvmPolicy = (mmu: ShadowMmu, vcpu: Vcpu, w: PtWriteLog): void => {
     flooded += r.flooded;
     updated += r.updated;
   }
-  if (flooded) statAdd(vcpu, k.STAT_MMU_FLOODED, flooded);
-  if (updated) statAdd(vcpu, k.STAT_MMU_PTE_UPDATED, updated);
+  if (flooded) vcpu.statAdd(k.STAT_MMU_FLOODED, flooded);
+  if (updated) vcpu.statAdd(k.STAT_MMU_PTE_UPDATED, updated);
 };
 
 /** Updates that found no free pte_list_desc in the vCPU's cache and zapped instead (seed 003), since the VM started. */
@@ -279,7 +272,7 @@ export function handlePtWrite(vcpu: Vcpu, mmu: ShadowMmu): number {
   if (w.overflow) mmu.fn.mmu_zap_all_fast();
   else if (policy) policy(mmu, vcpu, w as PtWriteExit);
   else kvmPolicy(mmu, vcpu, w);
-  statAdd(vcpu, k.STAT_MMU_PTE_WRITE, w.writes.length);
+  vcpu.statAdd(k.STAT_MMU_PTE_WRITE, w.writes.length);
   vcpu.u32(k.EXIT_PT_WRITE_NR, 0);
   return w.writes.length;
 }
