@@ -95,6 +95,9 @@ function timed(vm: Vm, cpu: Vcpu, code: number[], regs: Record<string, bigint>):
   return Number(process.hrtime.bigint() - t);
 }
 
+/** The best of `first` (a run already made, its counters taken) and two more runs of `run`, or of three runs. */
+function best(run: () => number, first = run()): number { return Math.min(first, run(), run()); }
+
 function diff(a: Record<string, bigint>, b: Record<string, bigint>): Record<string, bigint> {
   const out: Record<string, bigint> = {};
   for (const [n, v] of Object.entries(a)) if (v !== (b[n] ?? 0n)) out[n] = v - (b[n] ?? 0n);
@@ -116,12 +119,11 @@ function cr3Cost(module: WebAssembly.Module, mode: MmuMode, knobs: Partial<MmuKn
   // warm up (both roots built and cached, the core's code tiered up), then the best of three
   timed(vm, cpu, cr3Loop(MOV_CR3), regs);
   timed(vm, cpu, cr3Loop(MOV_RDX), regs);
-  const base = Math.min(...[0, 1, 2].map(() => timed(vm, cpu, cr3Loop(MOV_RDX), regs)));
+  const base = best(() => timed(vm, cpu, cr3Loop(MOV_RDX), regs));
   const before = cpu.stats();
   const t = timed(vm, cpu, cr3Loop(MOV_CR3), regs);
   const counters = diff(cpu.stats(), before);
-  const best = Math.min(t, timed(vm, cpu, cr3Loop(MOV_CR3), regs), timed(vm, cpu, cr3Loop(MOV_CR3), regs));
-  return { ns: (best - base) / switches, counters };
+  return { ns: (best(() => timed(vm, cpu, cr3Loop(MOV_CR3), regs), t) - base) / switches, counters };
 }
 
 // Shadow mode: the first pass faults on every page, the second finds the
@@ -140,8 +142,8 @@ function faultCost(module: WebAssembly.Module, mode: MmuMode, pages: number): { 
   const beforeMiss = cpu.stats();
   timed(vm, cpu, TOUCH_LOOP, regs);
   const missCounters = diff(cpu.stats(), beforeMiss);
-  const second = Math.min(...[0, 1, 2].map(() => timed(vm, cpu, TOUCH_LOOP, regs))); // sptes present: only TLB misses
-  const hits = Math.min(...[0, 1, 2].map(() => timed(vm, cpu, SAME_PAGE_LOOP, regs)));
+  const second = best(() => timed(vm, cpu, TOUCH_LOOP, regs)); // sptes present: only TLB misses
+  const hits = best(() => timed(vm, cpu, SAME_PAGE_LOOP, regs));
   return { ns: mode === "shadow" ? (first - second) / pages : undefined, missNs: (second - hits) / pages, counters, missCounters };
 }
 
@@ -161,12 +163,11 @@ export function ptWriteCost(module: WebAssembly.Module, writes: number): { ns: n
   // warm up: the page table shadowed (and so write-protected), the core's code tiered up
   timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, 200));
   timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, 200));
-  const base = Math.min(...[0, 1, 2].map(() => timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, writes))));
+  const base = best(() => timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, writes)));
   const before = cpu.stats();
   const t = timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes));
   const counters = diff(cpu.stats(), before);
-  const best = Math.min(t, timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes)), timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes)));
-  return { ns: (best - base) / writes, counters };
+  return { ns: (best(() => timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes)), t) - base) / writes, counters };
 }
 
 /** The MMU micro-benchmarks in one MMU mode. `scale` 1 is the benchmark; tests use less. */
