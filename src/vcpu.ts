@@ -26,7 +26,8 @@ export class Vcpu {
     this.k = vm.core.k;
     this.dv = new DataView(vm.memory.buffer);
     for (const n of ["IO", "HLT", "MMIO", "SHUTDOWN", "INTERNAL_ERROR", "BUDGET", "PT_WRITE"] as const) this.exitNames.set(this.k[`EXIT_${n}`], n);
-    new Uint8Array(vm.memory.buffer, base, this.k.VCPU_SIZE).fill(0);
+    // The struct (2.6 MB with the TLB, block cache and code map) is in the
+    // Vm's new memory, still zero: clearing it would only fault its pages in.
     this.u32(this.k.VCPU_ID, id);
     this.i32(this.k.VCPU_PENDING_IRQ, -1);
     this.set64(this.k.VCPU_RFLAGS, 2n);
@@ -121,9 +122,8 @@ export class Vcpu {
     this.vm.core.fn.mmu_reset_context();
   }
 
-  /** KVM_RUN: enter the core for at most `budget` instructions; returns the exit reason. */
   /**
-   * Run the vCPU for at most `budget` instructions. `keepLinks`: nothing but
+   * KVM_RUN: run the vCPU for at most `budget` instructions. `keepLinks`: nothing but
    * the core has written guest memory since the last exit (true only after a
    * PT_WRITE exit the pte-write policy handled), so cached blocks' links stay
    * valid; otherwise run() makes them compare their bytes again.

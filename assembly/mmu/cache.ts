@@ -5,7 +5,7 @@
 import { VMB } from "../vm";
 import { VCPU } from "../cpu/state";
 import {
-  VM_MMU_LOCK, VM_POOL_LOCK, VM_SP_FREE, VM_SP_FREE_NR, VM_DESC_FREE, VM_DESC_FREE_NR, VM_DESC_BUMP, VM_DESC_NR, VM_DESC_BASE,
+  VM_MMU_LOCK, VM_POOL_LOCK, VM_SP_FREE, VM_SP_FREE_NR, VM_SP_BUMP, VM_SP_POOL_NR, VM_SP_HDR_BASE, SP_INDEX, SP_SIZE, VM_DESC_FREE, VM_DESC_FREE_NR, VM_DESC_BUMP, VM_DESC_NR, VM_DESC_BASE,
   SP_HASH_NEXT, DESC_MORE, PTE_LIST_DESC_SIZE,
   MMU_CACHE_SP_NR, MMU_CACHE_SP, MMU_CACHE_SP_CAP, MMU_CACHE_SP_MIN,
   MMU_CACHE_DESC_NR, MMU_CACHE_DESC, MMU_CACHE_DESC_CAP, MMU_CACHE_DESC_MIN,
@@ -30,12 +30,19 @@ function pool_unlock(): void { atomic.store<u32>(VMB + VM_POOL_LOCK, 0); }
 
 // ---- the VM-wide pools (free lists)
 function pool_get_sp(): usize {
-  const head = <usize>load<u32>(VMB + VM_SP_FREE);
-  if (head == 0) return 0;
-  store<u32>(VMB + VM_SP_FREE, load<u32>(head + SP_HASH_NEXT));
+  let sp = <usize>load<u32>(VMB + VM_SP_FREE);
+  if (sp != 0) {
+    store<u32>(VMB + VM_SP_FREE, load<u32>(sp + SP_HASH_NEXT));
+    store<u32>(sp + SP_HASH_NEXT, 0);
+  } else { // one never handed out (kvm_mmu_vm_init): its header is still zero
+    const i = load<u32>(VMB + VM_SP_BUMP);
+    if (i >= load<u32>(VMB + VM_SP_POOL_NR)) return 0;
+    store<u32>(VMB + VM_SP_BUMP, i + 1);
+    sp = <usize>load<u32>(VMB + VM_SP_HDR_BASE) + <usize>i * <usize>SP_SIZE;
+    store<u32>(sp + SP_INDEX, i);
+  }
   store<u32>(VMB + VM_SP_FREE_NR, load<u32>(VMB + VM_SP_FREE_NR) - 1);
-  store<u32>(head + SP_HASH_NEXT, 0);
-  return head;
+  return sp;
 }
 function pool_put_sp(sp: usize): void {
   store<u32>(sp + SP_HASH_NEXT, load<u32>(VMB + VM_SP_FREE));

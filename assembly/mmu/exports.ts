@@ -12,10 +12,10 @@ export {
 import { VMB } from "../vm";
 import {
   VM_MMU_MODE, VM_N_MAX_MMU_PAGES, VM_SP_POOL_NR, VM_SP_HDR_BASE, VM_SP_SPT_BASE, VM_SP_GFNS_BASE, VM_SP_FREE,
-  VM_SP_FREE_NR, VM_HASH_BASE, VM_DESC_BASE, VM_DESC_NR, VM_DESC_FREE, VM_DESC_FREE_NR, VM_DESC_BUMP, VM_RMAP_BASE,
+  VM_SP_FREE_NR, VM_HASH_BASE, VM_DESC_BASE, VM_DESC_NR, VM_DESC_FREE, VM_DESC_FREE_NR, VM_DESC_BUMP, VM_SP_BUMP, VM_RMAP_BASE,
   VM_GFN_TRACK_BASE, VM_NR_GFNS, VM_KNOB_PREV_ROOTS, VM_MMU_VALID_GEN, VM_N_USED_MMU_PAGES, VM_ACTIVE_HEAD,
   VM_ACTIVE_TAIL, VM_INDIRECT_SHADOW_PAGES, VM_MMU_LOCK, VM_POOL_LOCK,
-  SP_SIZE, SP_INDEX, SP_HASH_NEXT, SP_GFNS_SIZE, KVM_NUM_MMU_PAGES, SP_ROOT_COUNT,
+  SP_HASH_NEXT, SP_GFNS_SIZE, SP_ROOT_COUNT,
   SP_PARENT_PTES, VM_RMAP_BASE_2M, VM_RMAP_BASE_1G, VM_LPAGE_BASE_2M, VM_LPAGE_BASE_1G,
 } from "./layout";
 import { mmu_lock, mmu_unlock, mmu_topup_memory_caches, mmu_free_memory_caches, mmu_cache_nr_desc } from "./cache";
@@ -57,23 +57,16 @@ export function kvm_mmu_vm_init(mode: u32, n_max: u32, pool_nr: u32, hdr_base: u
   store<u32>(v + VM_ACTIVE_TAIL, 0);
   store<u32>(v + VM_INDIRECT_SHADOW_PAGES, 0);
   if (mode == 0) return;
-  memory.fill(hash_base, 0, <usize>KVM_NUM_MMU_PAGES << 2);
-  memory.fill(rmap_base, 0, <usize>nr_gfns << 2);
-  memory.fill(track_base, 0, <usize>nr_gfns << 1);
-  // free lists: page 0 first
-  let head: u32 = 0;
-  for (let i = <i32>pool_nr - 1; i >= 0; i--) {
-    const sp = hdr_base + <usize>i * <usize>SP_SIZE;
-    memory.fill(sp, 0, <usize>SP_SIZE);
-    store<u32>(sp + SP_INDEX, <u32>i);
-    store<u32>(sp + SP_HASH_NEXT, head);
-    head = <u32>sp;
-  }
-  store<u32>(v + VM_SP_FREE, head);
+  // The Vm that created this memory calls this once, before anything else
+  // ran: WebAssembly memory starts zeroed, so the hash, the rmap and
+  // write-track arrays and the pools are already empty. Nothing is cleared or
+  // threaded here: touching them would fault in ~600 KiB of host pages (256
+  // MiB of RAM) before the first instruction. Shadow page headers and
+  // pte_list_descs come from their free lists when those hold any, else the
+  // next never-used one (VM_SP_BUMP / VM_DESC_BUMP, cache.ts).
+  store<u32>(v + VM_SP_FREE, 0);
+  store<u32>(v + VM_SP_BUMP, 0);
   store<u32>(v + VM_SP_FREE_NR, pool_nr);
-  // pte_list_descs come from the free list when it holds any, else the next
-  // never-used one (VM_DESC_BUMP, cache.ts): threading a list through all of
-  // them here touched ~5.5 MB (256 MiB of RAM) before the first instruction
   store<u32>(v + VM_DESC_FREE, 0);
   store<u32>(v + VM_DESC_BUMP, 0);
   store<u32>(v + VM_DESC_FREE_NR, desc_nr);

@@ -41,6 +41,7 @@ export const VM_DESC_BUMP: i32 = 2156; // u32 descs never handed out start at th
 export const VM_KNOB_PREV_ROOTS: i32 = 2160; // 1: keep 3 cached roots (seed 004)
 export const VM_KNOB_BROKEN_FLUSH: i32 = 2164; // test only: BROKEN_FLUSH_* bits
 export const VM_KNOB_ZAP_ORPHANS: i32 = 2168; // 1: zapping a page also zaps children left without parents
+export const VM_SP_BUMP: i32 = 2172; // u32 shadow page headers never handed out start at this index (as VM_DESC_BUMP)
 // the audit's report
 export const VM_AUDIT_ERRORS: i32 = 2176; // u32 problems found by the last kvm_mmu_audit
 export const VM_AUDIT_CODE: i32 = 2180; // u32 AUDIT_* of the first problem
