@@ -1,17 +1,16 @@
 /** `shadow86 bench`: run the benchmark suite, print one markdown table (and QEMU TCG times). */
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { writeFileSync } from "node:fs";
 import { runShadow86, metricOf, qemuWall, markdown, type BenchResult } from "../bench/bench.js";
 import { suite } from "../bench/suite.js";
 import { renderReport, benchCharts } from "../bench/report.js";
-import { packageRoot, loadCoreModule } from "../platform/node.js";
+import { packageRoot, loadCoreModule, shadow86Command } from "../platform/node.js";
 import { mmuMicro, mmuMicroTable } from "../bench/mmu_micro.js";
 import { STEADY_IMAGES, runSteady, steadyTable } from "../bench/steady.js";
 
 export function benchCommand(o: { json?: string; html?: string; only?: string; qemu: boolean }): number {
   const root = packageRoot();
-  const cli = fileURLToPath(import.meta.url);
+  const cli = shadow86Command();
   const oracle = join(root, "..", "shared", "qemu-oracle");
   let rows = suite();
   if (o.only) rows = rows.filter((r) => r.workload.includes(o.only!));

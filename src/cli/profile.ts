@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { fileURLToPath } from "node:url";
 import type { RunOptions } from "./run.js";
+import { shadow86Command } from "../platform/node.js";
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[]; }
 interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; }
@@ -38,7 +38,7 @@ export function hottest(profile: CpuProfile): HotFunction[] {
 
 export function profileCommand(o: RunOptions & { out?: string; top: string }): number {
   const dir = mkdtempSync(join(tmpdir(), "shadow86-prof-"));
-  const cli = fileURLToPath(import.meta.url);
+  const cli = shadow86Command();
   const args = ["--cpu-prof", "--cpu-prof-dir", dir, cli, "run", "--kernel", o.kernel ?? "", "-m", o.memory, "--stats-json", join(dir, "stats.json")];
   if (o.append) args.push("--append", o.append);
   if (o.maxInstructions) args.push("--max-instructions", o.maxInstructions);

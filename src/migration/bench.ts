@@ -14,11 +14,11 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { packageRoot } from "../platform/node.js";
+import { packageRoot, shadow86Command } from "../platform/node.js";
 import type { MigrationSummary } from "./source.js";
 
 const root = packageRoot();
-const cli = join(root, "dist", "shadow86.cjs");
+const cli = shadow86Command();
 
 interface Proc { status: number | null; stderr: string; }
 const children = new Set<ReturnType<typeof spawn>>();

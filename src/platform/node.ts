@@ -13,6 +13,9 @@ export function packageRoot(): string {
   throw new Error("cannot find the shadow86 package root");
 }
 
+/** The `shadow86` command as npm installs it (dist/shadow86.cjs, src/cli/launch.ts): what benchmarks time. */
+export function shadow86Command(): string { return join(packageRoot(), "dist", "shadow86.cjs"); }
+
 let cached: WebAssembly.Module | undefined;
 export function loadCoreModule(debug = false): WebAssembly.Module {
   if (cached && !debug) return cached;
