@@ -6,6 +6,7 @@
  * ~0.06 s here, about what QEMU needs for a whole short image). Both numbers
  * are reported: the whole run at R rounds, and the time per extra round.
  */
+import { spawnSync } from "node:child_process";
 import { runShadow86, qemuWall } from "./bench.js";
 
 export interface SteadyImage { image: string; rounds: number; }
@@ -34,6 +35,40 @@ export function runSteady(cli: string, cwd: string, oracle: string, qemu: boolea
     image: img.image, rounds: img.rounds, ours1: one.wallS, oursR: many.wallS, status1: one.status, statusR: many.status,
     qemu1: qemu ? qemuWall(oracle, cwd, image) : undefined, qemuR: qemu ? qemuWall(oracle, cwd, image, r) : undefined,
   };
+}
+
+/** The part of every whole run that is not the guest's (best of `n` wall times, seconds), and QEMU's whole run of the same image. */
+export interface StartupFloor { image: string; nodeS: number; firstInsnS: number; qemuS?: number; }
+
+/**
+ * Node alone (`node -e 0`); shadow86 up to the first guest instruction of
+ * `image` (`--max-instructions 1`: the bundle, the core, the machine, the
+ * loader and the exit); and, given the oracle, QEMU TCG's whole run of it.
+ */
+export function startupFloor(cli: string, cwd: string, oracle: string | undefined, image = "pt-memset", n = 5): StartupFloor {
+  const best = (cmd: string, args: string[]): number => {
+    let b = Infinity;
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      spawnSync(cmd, args, { cwd, stdio: "ignore" });
+      b = Math.min(b, (performance.now() - t) / 1000);
+    }
+    return b;
+  };
+  const elf = `guest-images/${image}.elf`;
+  return {
+    image, nodeS: best(process.execPath, ["-e", "0"]),
+    firstInsnS: best(process.execPath, [cli, "-kernel", elf, "-q", "--max-instructions", "1"]),
+    qemuS: oracle ? best(oracle, [elf]) : undefined,
+  };
+}
+
+export function startupTable(f: StartupFloor): string {
+  return [
+    `| start-up, best of 5 | node alone s | shadow86 to the first instruction of ${f.image} s | QEMU TCG, all of ${f.image} s |`,
+    "|---|---:|---:|---:|",
+    `| | ${f.nodeS.toFixed(3)} | ${f.firstInsnS.toFixed(3)} | ${f.qemuS === undefined ? "-" : f.qemuS.toFixed(3)} |`,
+  ].join("\n");
 }
 
 export function steadyTable(results: SteadyResult[]): string {

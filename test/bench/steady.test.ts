@@ -1,6 +1,8 @@
 /** The steady-state table of `shadow86 bench` (src/bench/steady.ts): start-up cancels out of the per-round figure. */
 import { describe, it, expect } from "vitest";
-import { perRound, steadyTable, STEADY_IMAGES } from "../../src/bench/steady.js";
+import { spawnSync } from "node:child_process";
+import { perRound, steadyTable, startupFloor, startupTable, STEADY_IMAGES } from "../../src/bench/steady.js";
+import { packageRoot, shadow86Command } from "../../src/platform/node.js";
 
 describe("bench steady state vs QEMU", () => {
   it("per extra round is (t(R) - t(1)) / (R - 1): a fixed start-up drops out", () => {
@@ -20,4 +22,19 @@ describe("bench steady state vs QEMU", () => {
     expect(STEADY_IMAGES.map((x) => x.image).sort()).toEqual(["cr3-switch", "forkwait", "pt-memset", "pt-torture"]);
     for (const x of STEADY_IMAGES) expect(x.rounds).toBeGreaterThan(1);
   });
+  it("the start-up floor row: node alone, shadow86 to the first instruction, QEMU's whole run ('-' without it)", () => {
+    expect(startupTable({ image: "pt-memset", nodeS: 0.0571, firstInsnS: 0.0764, qemuS: 0.0689 }).split("\n")[2]).toBe("| | 0.057 | 0.076 | 0.069 |");
+    expect(startupTable({ image: "pt-memset", nodeS: 0.0571, firstInsnS: 0.0764 }).split("\n")[2]).toBe("| | 0.057 | 0.076 | - |");
+  });
+  it("times a run that stops after its first instruction (tests assert what runs, never how fast)", () => {
+    const cli = shadow86Command(), cwd = packageRoot();
+    // what the floor runs: the guest is stopped by --max-instructions (status 1), not by itself
+    const r = spawnSync(process.execPath, [cli, "-kernel", "guest-images/pt-memset.elf", "--max-instructions", "1"], { cwd, encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/shadow86: 1 instructions in/);
+    const f = startupFloor(cli, cwd, undefined, "pt-memset", 1);
+    expect(f.qemuS).toBeUndefined();
+    for (const t of [f.nodeS, f.firstInsnS]) { expect(t).toBeGreaterThan(0); expect(t).toBeLessThan(60); }
+  });
 });
+
