@@ -143,6 +143,11 @@ function block_class(): i32 {
         return CLASS_IN;
       case 0x86: case 0x87: return mod_ == 3 ? CLASS_IN : CLASS_NO; // xchg with memory locks the bus
       case 0x90: return rep == 0xf3 ? CLASS_NO : CLASS_IN; // pause counts spins (mov.ts)
+      // one movs/cmps/stos/lods/scas is a load and/or a store like any other
+      // (a stosb byte loop clearing a page table); with rep it counts steps
+      // against the budget and may yield (string.ts): alone
+      case 0xa4: case 0xa5: case 0xa6: case 0xa7: case 0xaa: case 0xab: case 0xac: case 0xad: case 0xae: case 0xaf:
+        return rep == 0 ? CLASS_IN : CLASS_NO;
       case 0xc2: case 0xc3: case 0xe0: case 0xe1: case 0xe2: case 0xe3: case 0xe8: case 0xe9: case 0xeb:
         return CLASS_END;
       case 0xff: {
@@ -157,6 +162,7 @@ function block_class(): i32 {
   if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f) || (op >= 0x1c8 && op <= 0x1cf)) return CLASS_IN;
   if (op >= 0x118 && op <= 0x11f) return CLASS_IN; // nop Ev
   switch (op) {
+    case 0x120: // mov from a control register: a read (every #PF handler reads CR2); writes run alone
     case 0x10d: case 0x131: // prefetch, rdtsc (the TSC is the retired count: exact inside a block)
     case 0x1a3: case 0x1a4: case 0x1a5: case 0x1ab: case 0x1ac: case 0x1ad: case 0x1af:
     case 0x1b0: case 0x1b1: case 0x1b3: case 0x1b6: case 0x1b7: case 0x1b8: case 0x1ba: case 0x1bb:
