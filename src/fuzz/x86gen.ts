@@ -130,16 +130,14 @@ const snippets: (readonly [number, Snippet])[] = [
   [4, (g) => [g.rng.weighted([[2, 0xfa], [3, 0xfb], [1, 0xfc], [1, 0xfd], [1, 0xf4], [1, 0x9e], [1, 0x9f], [1, 0xf5], [1, 0xd7], [1, 0x27], [1, 0x2f], [1, 0x37], [1, 0x3f]] as const)]],
   // clts / wbinvd / invd / cpuid / rdtsc / rdpmc / ud2
   [2, (g) => [0x0f, g.rng.pick([0x06, 0x09, 0x08, 0xa2, 0x31, 0x33, 0x0b])]],
-  // string operations with random counts and pointers: mostly rep (alone in
-  // the block cache), a quarter without (one element, inside blocks)
+  // rep string operations with random counts and pointers
   [6, (g) => {
     const out: Bytes = [];
     out.push(...movImm(g, 1, g.rng.chance(0.7) ? BigInt(g.rng.int(0, 0x3000)) : g.value()));
     out.push(...movImm(g, 6, g.addr()), ...movImm(g, 7, g.addr()));
     if (g.rng.chance(0.3)) out.push(g.rng.pick([0xfc, 0xfd]));
     if (g.rng.chance(0.2)) out.push(0x67);
-    if (g.rng.chance(0.75)) out.push(g.rng.pick([0xf3, 0xf3, 0xf2]));
-    out.push(...w(g), g.rng.pick([0xa4, 0xa5, 0xaa, 0xab, 0xa6, 0xa7, 0xac, 0xad, 0xae, 0xaf]));
+    out.push(g.rng.pick([0xf3, 0xf3, 0xf2]), ...w(g), g.rng.pick([0xa4, 0xa5, 0xaa, 0xab, 0xa6, 0xa7, 0xac, 0xad, 0xae, 0xaf]));
     return out;
   }],
   // division traps: div by zero, INT_MIN / -1 in every width
