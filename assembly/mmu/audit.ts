@@ -24,7 +24,7 @@ import {
 import {
   sp_role, sp_gfn, sp_spt, is_obsolete_sp, hash_contains, hash_bucket, kvm_mmu_page_get_gfn, gfn_track_count,
   active_head, active_next, role_level, role_access, role_quadrant, ROLE_INVALID, ROLE_DIRECT, ROLE_HAS_4_BYTE_GPTE,
-  ROLE_CR0_WP, ROLE_CR4_PSE,
+  ROLE_CR0_WP, ROLE_CR4_PSE, sp_guest_entry,
 } from "./mmu_page";
 import {
   is_shadow_present_pte, is_last_spte, is_writable_pte, spte_addr, sptep_to_sp, spte_index, PT_USER_MASK,
@@ -35,7 +35,7 @@ import { is_possibly_writable } from "./spte";
 import { lpage_disallowed, lpage_disallow_addr } from "./mmu_page";
 import { is_large_pte } from "./spte";
 import { it_level } from "./fault";
-import { pt_read, PT64_ADDR_MASK } from "./walk";
+import { PT64_ADDR_MASK } from "./walk";
 import { spte_walk } from "./shadow";
 import { root_level } from "./roots";
 import { TLB_R_SUP, TLB_W_SUP, TLB_X_SUP, TLB_R_USR, TLB_W_USR, TLB_X_USR, TLB_GLOBAL, TLB_PERMS } from "./tlb";
@@ -83,15 +83,6 @@ function gpte_acc(gpte: u64, is64: bool): u32 {
   return a;
 }
 
-// The guest entry an spte of an indirect page shadows.
-function guest_entry(sp: usize, index: i32): u64 {
-  const role = sp_role(sp);
-  const base = sp_gfn(sp) << 12;
-  if ((role & ROLE_HAS_4_BYTE_GPTE) == 0) return pt_read(base + (<u64>index << 3), true);
-  const q = <u64>role_quadrant(role);
-  if (role_level(role) == 1) return pt_read(base + ((q * 512 + <u64>index) << 2), false);
-  return pt_read(base + (((q << 8) | (<u64>index >> 1)) << 2), false);
-}
 
 function audit_leaf(sp: usize, index: i32, sptep: usize, spte: u64): void {
   const role = sp_role(sp);
@@ -123,7 +114,7 @@ function audit_leaf(sp: usize, index: i32, sptep: usize, spte: u64): void {
   if ((role & ROLE_DIRECT) != 0) return;
   // the guest's own entry
   const is64 = (role & ROLE_HAS_4_BYTE_GPTE) == 0;
-  const gpte = guest_entry(sp, index);
+  const gpte = sp_guest_entry(sp, index);
   let ggfn = is64 ? (gpte & PT64_ADDR_MASK) >> 12 : (gpte & 0xfffff000) >> 12;
   if (level > 1) {
     // the guest entry is a large page of the same level (a 32-bit 4 MiB page: this half of it)
@@ -163,7 +154,7 @@ function audit_link(sp: usize, index: i32, sptep: usize, spte: u64): void {
     return;
   }
   const is64 = (role & ROLE_HAS_4_BYTE_GPTE) == 0;
-  const gpte = guest_entry(sp, index);
+  const gpte = sp_guest_entry(sp, index);
   if ((gpte & 1) == 0) { report(AUDIT_GPTE, sp, index, sp_gfn(child), spte, gpte); return; }
   const expect_acc = role_access(role) & gpte_acc(gpte, is64);
   const large = (gpte & 0x80) != 0 && (is64 || (role & ROLE_CR4_PSE) != 0);

@@ -22,21 +22,21 @@ import {
 } from "./spte";
 import {
   kvm_mmu_get_page, sp_role, sp_gfn, sp_spt, sp_direct, role_with, role_access, role_level, role_4byte,
-  kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn,
+  kvm_gfn_is_write_tracked, kvm_mmu_page_set_gfn, kvm_mmu_page_get_gfn,
 } from "./mmu_page";
-import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT, VM_KNOB_LARGE_SPTES } from "./layout";
+import { SP_PARENT_PTES, SP_WRITE_FLOODING_COUNT, VM_KNOB_LARGE_SPTES, VM_KNOB_PTE_PREFETCH } from "./layout";
 import { VM_NR_SLOTS, VM_SLOTS, MEMSLOT_SIZE, MEMSLOT_BASE_GFN, MEMSLOT_NPAGES, MEMSLOT_HOST } from "../vm";
 import { lpage_disallowed, sp_level } from "./mmu_page";
 import { is_large_pte, PT_PAGE_SIZE_MASK } from "./spte";
 import { PT64_RSVD_HIGH, PT64_ADDR_MASK } from "./walk";
 import { mmu_page_zap_pte } from "./zap";
-import { ROLE_DIRECT, ROLE_INVALID, ROLE_EFER_NX } from "./mmu_page";
+import { ROLE_DIRECT, ROLE_INVALID, ROLE_EFER_NX, sp_guest_entry } from "./mmu_page";
 import { PT_PRESENT_MASK, PT_DIRTY_MASK, PT64_NX_MASK } from "./spte";
 import { CR4_PGE } from "../cpu/state";
 import { pte_list_add, rmap_add } from "./rmap";
 import { drop_spte, drop_parent_pte, make_mmu_pages_available, kvm_mmu_commit_zap_page, kvm_mmu_zap_all_fast, mmu_topup_memory_caches_reclaim } from "./zap";
 import { kvm_flush_remote_tlbs } from "./tlbflush";
-import { mmu_lock, mmu_unlock } from "./cache";
+import { mmu_lock, mmu_unlock, mmu_cache_nr_desc } from "./cache";
 import { root_level, root_hpa, pae_root } from "./roots";
 // issue 8: dirty logging, write-protect-all (seed 000), the fast path
 import { dirty_log_leaf_spte, gfn_dirty_logged } from "./dirty";
@@ -265,7 +265,44 @@ function fetch(lin: u64, gfn: u64, pte_access: u32, gw_level: i32, indirect: boo
     const base = gfn & ~span;
     return mmu_set_spte(it_sptep, pte_access, base, host - <usize>((gfn - base) << 12), write_fault, map_writable, global);
   }
-  return mmu_set_spte(it_sptep, pte_access, gfn, host, write_fault, map_writable, global);
+  const r = mmu_set_spte(it_sptep, pte_access, gfn, host, write_fault, map_writable, global);
+  pte_prefetch(it_sptep);
+  return r;
+}
+
+// FNAME(pte_prefetch) and direct_pte_prefetch (knob pte_prefetch): once a
+// fault has installed the 4 KiB spte at `sptep`, install the not-present
+// sptes of its aligned group of PTE_PREFETCH_NUM too, from their guest
+// entries (indirect page) or frames (direct page), speculative (accessed bit
+// clear, as FNAME(prefetch_gpte) leaves them): a guest touching neighbouring
+// pages takes one shadow fault, not eight. Like KVM, it stops at the first
+// entry that cannot be installed (not present, not accessed, reserved bits,
+// MMIO). A writable entry in a dirty-logged slot, which KVM does not
+// prefetch, is mapped read-only here (dirty_log_leaf_spte): its first write
+// still faults and marks the page.
+const PTE_PREFETCH_NUM = 8;
+function pte_prefetch(sptep: usize): void {
+  if (load<u32>(VMB + VM_KNOB_PTE_PREFETCH) == 0) return;
+  const sp = sptep_to_sp(sptep);
+  const role = sp_role(sp);
+  if (role_level(role) != 1) return;
+  const at = spte_index(sptep);
+  const first = at & ~(PTE_PREFETCH_NUM - 1);
+  const global = (load<u64>(sptep) & SPTE_GUEST_GLOBAL) != 0;
+  for (let i = first; i < first + PTE_PREFETCH_NUM; i++) {
+    const p = sp_spt(sp) + (<usize>i << 3);
+    if (i == at || is_shadow_present_pte(load<u64>(p))) continue;
+    if (mmu_cache_nr_desc() == 0) return; // (the top-up covers PTE_PREFETCH_NUM: never, in practice)
+    if ((role & ROLE_DIRECT) == 0) {
+      if (!kvm_mmu_update_pte(sp, i, sp_guest_entry(sp, i))) return;
+    } else {
+      const gfn = kvm_mmu_page_get_gfn(sp, i);
+      const h = gpa_to_host(gfn << 12);
+      if (h < 0) return;
+      mmu_set_spte(p, role_access(role), gfn, <usize>h, false, (gpa_slot_flags & MEM_READONLY) == 0, global);
+    }
+    if (is_shadow_present_pte(load<u64>(p))) atomic.and<u64>(p, ~PT_ACCESSED_MASK); // (another vCPU's spte walk may set it)
+  }
 }
 
 // kvm_mmu_page_fault: `access` is mem.ts's (ACC_WRITE / ACC_FETCH /

@@ -62,6 +62,8 @@ export const VM_KNOB_LARGE_SPTES: i32 = 2240; // 1: map large guest pages with l
 export const VM_KNOB_BLOCK_CACHE: i32 = 2244;
 // hot blocks are compiled to WebAssembly after this many runs (cpu/jit.ts, src/jit/); 0 = never
 export const VM_KNOB_BLOCK_JIT: i32 = 2248;
+// 1: a shadow page fault also installs its not-present neighbours that can be (FNAME(pte_prefetch), fault.ts)
+export const VM_KNOB_PTE_PREFETCH: i32 = 2252;
 
 export const MMU_MODE_TDP: u32 = 0;
 export const MMU_MODE_SHADOW: u32 = 1;

@@ -16,6 +16,7 @@ import {
 import { mmu_cache_alloc_sp, mmu_free_sp_to_pool } from "./cache";
 import { rmap_write_protect } from "./rmap";
 import { kvm_flush_remote_tlbs_wrprot } from "./tlbflush";
+import { pt_read } from "./walk";
 
 // ---- union kvm_mmu_page_role (KVM's bit layout)
 export const ROLE_LEVEL_MASK: u32 = 0xf; // bits 0-3
@@ -54,6 +55,17 @@ export function role_with(role: u32, level: i32, direct: bool, access: u32, quad
 @inline export function sp_root_count(sp: usize): u32 { return load<u32>(sp + SP_ROOT_COUNT); }
 @inline export function sp_from_spt(spt: usize): usize {
   return <usize>load<u32>(VMB + VM_SP_HDR_BASE) + ((spt - <usize>load<u32>(VMB + VM_SP_SPT_BASE)) >> 12) * <usize>SP_SIZE;
+}
+
+// The guest entry spte `index` of an indirect page shadows (a 32-bit guest's
+// 1024-entry table is two pages, by quadrant; its 4 MiB PDE is two sptes).
+export function sp_guest_entry(sp: usize, index: i32): u64 {
+  const role = sp_role(sp);
+  const base = sp_gfn(sp) << 12;
+  if ((role & ROLE_HAS_4_BYTE_GPTE) == 0) return pt_read(base + (<u64>index << 3), true);
+  const q = <u64>role_quadrant(role);
+  if (role_level(role) == 1) return pt_read(base + ((q * 512 + <u64>index) << 2), false);
+  return pt_read(base + (((q << 8) | (<u64>index >> 1)) << 2), false);
 }
 
 // The gfn an spte of `sp` maps (kvm_mmu_page_get_gfn): indirect pages remember

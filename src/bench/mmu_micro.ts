@@ -1,6 +1,7 @@
 /**
  * MMU micro-benchmarks (issue 12): the cost of one MOV CR3 (to a cached root
- * and to one that is not cached), of one shadow page fault, of one TLB miss
+ * and to one that is not cached), of one shadow page fault (and of a fresh
+ * page when a fault prefetches its neighbours), of one TLB miss
  * and of one guest write to a shadowed gpte (the PT_WRITE exit), measured on
  * a bare vCPU in 64-bit mode at CPL 0 whose code loops over the operation.
  *
@@ -40,6 +41,8 @@ export interface MmuMicro {
   cr3MissNs: number;
   /** ns per shadow page fault (TLB miss -> spte walk misses -> guest walk -> spte installed); undefined in tdp mode. */
   faultNs?: number;
+  /** ns per fresh page touched with pte_prefetch on (one shadow fault installs its 7 neighbours); undefined in tdp mode. */
+  freshPagePrefetchNs?: number;
   /** ns per software-TLB miss on a load whose translation is cached below the TLB (shadow: the spte walk; tdp: the guest walk). */
   tlbMissNs: number;
   /** ns per guest write to a shadowed gpte (PT_WRITE exit, kvm_mmu_pte_write, TLB flush and refill); undefined in tdp mode. */
@@ -47,7 +50,10 @@ export interface MmuMicro {
   gpteWrites: number;
   switches: number;
   faults: number;
-  counters: { hit: Record<string, bigint>; miss: Record<string, bigint>; fault: Record<string, bigint>; tlbMiss: Record<string, bigint>; gpteWrite?: Record<string, bigint> };
+  counters: {
+    hit: Record<string, bigint>; miss: Record<string, bigint>; fault: Record<string, bigint>; tlbMiss: Record<string, bigint>;
+    prefetch?: Record<string, bigint>; gpteWrite?: Record<string, bigint>;
+  };
 }
 
 function setup(module: WebAssembly.Module, mode: MmuMode, knobs: Partial<MmuKnobs>): { vm: Vm; cpu: Vcpu } {
@@ -126,12 +132,13 @@ function cr3Cost(module: WebAssembly.Module, mode: MmuMode, knobs: Partial<MmuKn
   return { ns: (best(() => timed(vm, cpu, cr3Loop(MOV_CR3), regs), t) - base) / switches, counters };
 }
 
-// Shadow mode: the first pass faults on every page, the second finds the
-// sptes (both miss the 1024-entry TLB: more pages than entries), so the
-// difference is the fault. The second against a pass that stays on one page
-// is the TLB miss (the spte walk, or in tdp mode the guest walk).
-function faultCost(module: WebAssembly.Module, mode: MmuMode, pages: number): { ns?: number; missNs: number; counters: Record<string, bigint>; missCounters: Record<string, bigint> } {
-  const { vm, cpu } = setup(module, mode, {});
+// Shadow mode: the first pass faults on every page (pte_prefetch off; on,
+// on one page in 8), the second finds the sptes (both miss the 1024-entry
+// TLB: more pages than entries), so the difference is the fault. The second
+// against a pass that stays on one page is the TLB miss (the spte walk, or in
+// tdp mode the guest walk).
+function faultCost(module: WebAssembly.Module, mode: MmuMode, pages: number, prefetch: boolean): { ns?: number; missNs: number; counters: Record<string, bigint>; missCounters: Record<string, bigint> } {
+  const { vm, cpu } = setup(module, mode, { pte_prefetch: prefetch });
   const regs = { rsi: BigInt(DATA_BASE), rcx: BigInt(pages) };
   // warm up on other pages (the code page mapped, the core's code tiered up)
   timed(vm, cpu, TOUCH_LOOP, { rsi: BigInt(MAP_MIB * MiB - pages * 4096), rcx: BigInt(pages) });
@@ -177,18 +184,19 @@ export function mmuMicro(module: WebAssembly.Module, mode: MmuMode, scale = 1): 
   const pages = Math.max(2048, Math.min(Math.round(6_000 * scale), (MAP_MIB * MiB - DATA_BASE) / 4096 / 2));
   const hit = cr3Cost(module, mode, { prev_roots: true }, switches);
   const miss = cr3Cost(module, mode, { prev_roots: false }, switches);
-  const fault = faultCost(module, mode, pages);
+  const fault = faultCost(module, mode, pages, false);
+  const prefetch = mode === "shadow" ? faultCost(module, mode, pages, true) : undefined;
   // enough writes that the host's exit path (TypeScript) runs warm: at 2,000 the figure was ~4x
   const gpteWrites = Math.max(200, Math.round(30_000 * scale));
   const gpte = mode === "shadow" ? ptWriteCost(module, gpteWrites) : undefined;
-  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault.ns, tlbMissNs: fault.missNs, gpteWriteNs: gpte?.ns, gpteWrites, switches, faults: pages,
-    counters: { hit: hit.counters, miss: miss.counters, fault: fault.counters, tlbMiss: fault.missCounters, gpteWrite: gpte?.counters } };
+  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault.ns, freshPagePrefetchNs: prefetch?.ns, tlbMissNs: fault.missNs, gpteWriteNs: gpte?.ns, gpteWrites, switches, faults: pages,
+    counters: { hit: hit.counters, miss: miss.counters, fault: fault.counters, tlbMiss: fault.missCounters, prefetch: prefetch?.counters, gpteWrite: gpte?.counters } };
 }
 
 /** The markdown table for `shadow86 bench`. */
 export function mmuMicroTable(rows: MmuMicro[]): string {
-  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns | TLB miss ns | gpte write (PT_WRITE exit) ns |", "|---|---:|---:|---:|---:|---:|"];
+  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns | fresh page, pte_prefetch=1 ns | TLB miss ns | gpte write (PT_WRITE exit) ns |", "|---|---:|---:|---:|---:|---:|---:|"];
   const ns = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
-  for (const r of rows) out.push(`| ${r.mode} | ${ns(r.cr3HitNs)} | ${ns(r.cr3MissNs)} | ${ns(r.faultNs)} | ${ns(r.tlbMissNs)} | ${ns(r.gpteWriteNs)} |`);
+  for (const r of rows) out.push(`| ${r.mode} | ${ns(r.cr3HitNs)} | ${ns(r.cr3MissNs)} | ${ns(r.faultNs)} | ${ns(r.freshPagePrefetchNs)} | ${ns(r.tlbMissNs)} | ${ns(r.gpteWriteNs)} |`);
   return out.join("\n");
 }

@@ -44,7 +44,7 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
   }
   if (o.json) {
     const rows = results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) }));
-    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, tlbMissNs: m.tlbMissNs, gpteWriteNs: m.gpteWriteNs,
+    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, freshPagePrefetchNs: m.freshPagePrefetchNs, tlbMissNs: m.tlbMissNs, gpteWriteNs: m.gpteWriteNs,
       switches: m.switches, faults: m.faults, gpteWrites: m.gpteWrites }));
     writeFileSync(o.json, JSON.stringify({ rows, steady, startup: floor, mmuMicro: mmu }, null, 2) + "\n");
   }

@@ -22,6 +22,8 @@ export interface MmuKnobs {
   zap_orphans: boolean;
   /** Map large guest pages (and paging-off RAM) with 2 MiB sptes where no write-tracked gfn and no memslot edge is in the way (KVM's huge pages); 0 maps them with direct 4 KiB shadow pages. */
   large_sptes: boolean;
+  /** A shadow page fault also installs the not-present sptes of its aligned group of 8 whose guest entries allow it, speculative (KVM's FNAME(pte_prefetch) / direct_pte_prefetch). */
+  pte_prefetch: boolean;
   /** Test only: skip one kind of TLB flush, so a guest test can prove it notices stale translations. */
   broken_flush: BrokenFlush;
   // ---- the pte-write rules (issue 5, src/mmu/pte_write.ts): off = what KVM did before the seed
@@ -45,7 +47,7 @@ export interface MmuKnobs {
   block_jit: number;
 }
 
-export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, broken_flush: "none",
+export const DEFAULT_KNOBS: Readonly<MmuKnobs> = { prev_roots: true, n_max_mmu_pages: 0, zap_orphans: false, large_sptes: true, pte_prefetch: true, broken_flush: "none",
   update_pte: true, pte_write_topup: true, unprotect_rep_string: true, byte_pte_write: true, flood_detect: "accessed", wp_all: "rmap", broken_dirty_log: "none",
   block_cache: true, block_jit: 32768 };
 
@@ -54,6 +56,7 @@ export const KNOB_SPECS: readonly KnobSpec[] = [
   { name: "prev_roots", help: "keep the last 3 shadow roots on MOV CR3 (seed 004)", values: "1|0 (default 1)" },
   { name: "n_max_mmu_pages", help: "cap on shadow pages before the oldest are recycled", values: "N (default 2% of RAM pages, min 64)" },
   { name: "large_sptes", help: "map large guest pages with large sptes (read-only, not zapped, when a page table appears in them: seed 001)", values: "1|0 (default 1)" },
+  { name: "pte_prefetch", help: "a shadow page fault also installs the not-present neighbours (its aligned group of 8 sptes) the guest entries allow, speculative, as KVM's FNAME(pte_prefetch)", values: "1|0 (default 1, as KVM)" },
   { name: "zap_orphans", help: "zapping a shadow page also zaps children left without parents", values: "1|0 (default 0, as KVM)" },
   { name: "broken_flush", help: "TEST ONLY: skip a TLB flush (negative control)", values: "none|invlpg|cr3|wrprot (default none)" },
   { name: "update_pte", help: "a guest write of a whole gpte installs the new spte instead of leaving it zapped: a demand fault costs 2 exits, not 3 (seed 002, Avi Kivity 2007: ~10% faster kbuild)", values: "1|0 (default 1)" },
@@ -86,6 +89,7 @@ export function parseKnobs(settings: readonly string[], base: Readonly<MmuKnobs>
       case "prev_roots": k.prev_roots = parseBool(name, v); break;
       case "zap_orphans": k.zap_orphans = parseBool(name, v); break;
       case "large_sptes": k.large_sptes = parseBool(name, v); break;
+      case "pte_prefetch": k.pte_prefetch = parseBool(name, v); break;
       case "update_pte": k.update_pte = parseBool(name, v); break;
       case "pte_write_topup": k.pte_write_topup = parseBool(name, v); break;
       case "unprotect_rep_string": k.unprotect_rep_string = parseBool(name, v); break;

@@ -144,6 +144,7 @@ export class ShadowMmu {
     this.set32(K.VM_KNOB_PREV_ROOTS, k.prev_roots ? 1 : 0);
     this.set32(K.VM_KNOB_ZAP_ORPHANS, k.zap_orphans ? 1 : 0);
     this.set32(K.VM_KNOB_LARGE_SPTES, k.large_sptes ? 1 : 0);
+    this.set32(K.VM_KNOB_PTE_PREFETCH, k.pte_prefetch ? 1 : 0);
     this.set32(K.VM_KNOB_BLOCK_CACHE, k.block_cache ? 1 : 0);
     this.set32(K.VM_KNOB_BLOCK_JIT, k.block_jit);
     this.set32(K.VM_KNOB_BROKEN_FLUSH, flush);

@@ -14,7 +14,7 @@ import type { MmuKnobs } from "../../src/mmu/knobs.js";
 
 const SRC = 0x10000, DST = 0x20000, SPAN = 0x1000;
 const MODES: { name: string; knobs: Partial<MmuKnobs> }[] = [
-  { name: "one at a time", knobs: { block_cache: 0 } },
+  { name: "one at a time", knobs: { block_cache: false } },
   { name: "uops", knobs: { block_jit: 0 } },
   { name: "compiled", knobs: { block_jit: 2 } },
 ];

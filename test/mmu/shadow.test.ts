@@ -134,8 +134,9 @@ describe("the update-one-spte primitive (mmu_update_pte)", () => {
   }, T);
   it("demand faults need no re-fault when the written pte updates the spte (seed 002's pattern)", () => {
     // against the first policy (zap the page), not KVM's default (src/mmu/pte_write.ts, test/mmu/pte_write.test.ts)
-    const zap = runImage("demand-fault", "shadow", {}, { setup: (m) => { m.vm.mmu.pteWritePolicy = zapPolicy; } });
-    const upd = runImage("demand-fault", "shadow", {}, { setup: (m) => { m.vm.mmu.pteWritePolicy = updatePolicy; } });
+    // (pte_prefetch off: its faults saved would blur the policies' difference)
+    const zap = runImage("demand-fault", "shadow", { pte_prefetch: false }, { setup: (m) => { m.vm.mmu.pteWritePolicy = zapPolicy; } });
+    const upd = runImage("demand-fault", "shadow", { pte_prefetch: false }, { setup: (m) => { m.vm.mmu.pteWritePolicy = updatePolicy; } });
     expect(upd.serial).toBe(zap.serial);
     expect(upd.audit.errors).toBe(0);
     // the fix-up store installs the spte: fewer shadow faults, no page rebuilt...
@@ -150,8 +151,9 @@ describe("the update-one-spte primitive (mmu_update_pte)", () => {
 
 describe("large sptes (seed 001)", () => {
   it("2 MiB guest pages get 2 MiB sptes (far fewer shadow faults); page tables inside them keep the audit clean (such a large spte turns read-only, then 4 KiB on a write)", () => {
-    const on = runImage("pt-torture", "shadow");
-    const off = runImage("pt-torture", "shadow", { large_sptes: false });
+    // (pte_prefetch off: it maps the 4 KiB pages under a large guest page 8 at a time)
+    const on = runImage("pt-torture", "shadow", { pte_prefetch: false });
+    const off = runImage("pt-torture", "shadow", { large_sptes: false, pte_prefetch: false });
     expect(on.serial).toBe(off.serial);
     for (const r of [on, off]) expect(r.audit).toMatchObject({ errors: 0, first: "" });
     // the boot stub's identity map and pt-torture's 2 MiB slots: far fewer shadow faults and pages
