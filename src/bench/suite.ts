@@ -33,6 +33,13 @@ export function suite(): BenchRow[] {
     off: { label: "prev_roots=0", args: ["--mmu", "shadow", "--knob", "prev_roots=0"] },
     on: { label: "prev_roots=1", args: ["--mmu", "shadow", "--knob", "prev_roots=1"] },
     claim: "seed 004: a switch back to a cached root builds nothing" });
+  // KVM's FNAME(pte_prefetch): the fault maps the neighbours whose gptes are present and accessed
+  for (const img of ["pt-torture", "kernbench"]) {
+    rows.push({ workload: img, image: `guest-images/${img}.elf`, metric: "pf_fixed",
+      off: { label: "pte_prefetch=0", args: ["--mmu", "shadow", "--knob", "pte_prefetch=0"] },
+      on: { label: "pte_prefetch=1", args: ["--mmu", "shadow", "--knob", "pte_prefetch=1"] },
+      claim: "KVM: a shadow fault also maps up to 7 neighbouring sptes (only gptes with A set)" });
+  }
   rows.push(...pteWriteRows()); // issue 5: the pte-write rules, each off vs on (src/bench/pte_write_rows.ts)
   // issue 8: dirty logging (more in src/dirty/bench.ts: enable time vs RAM size, get/clear per GiB)
   const dw = { workload: "dirty-writer rounds=16 pages=32768", image: "guest-images/dirty-writer.elf", append: "rounds=16 pages=32768 writes=32768" };
