@@ -161,8 +161,14 @@ function block_class(): i32 {
   if (op >= 0x180 && op <= 0x18f) return CLASS_END; // jcc rel32
   if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f) || (op >= 0x1c8 && op <= 0x1cf)) return CLASS_IN;
   if (op >= 0x118 && op <= 0x11f) return CLASS_IN; // nop Ev
+  // mov to CR3 ends a block: the code after it may be mapped elsewhere by
+  // the new tables, and the next block is found through the new translation
+  // (links are taken only to bytes the current fetch translation maps). A
+  // context switch then costs no trip through the run loop. Writes to the
+  // other control registers change the mode or paging: alone.
+  if (op == 0x122) return reg == 3 ? CLASS_END : CLASS_NO;
   switch (op) {
-    case 0x120: // mov from a control register: a read (every #PF handler reads CR2); writes run alone
+    case 0x120: // mov from a control register: a read (every #PF handler reads CR2)
     case 0x10d: case 0x131: // prefetch, rdtsc (the TSC is the retired count: exact inside a block)
     case 0x1a3: case 0x1a4: case 0x1a5: case 0x1ab: case 0x1ac: case 0x1ad: case 0x1af:
     case 0x1b0: case 0x1b1: case 0x1b3: case 0x1b6: case 0x1b7: case 0x1b8: case 0x1ba: case 0x1bb:

@@ -1,15 +1,15 @@
 /**
  * Instructions the block cache holds since it stopped running them alone:
  * one movs/cmps/stos/lods/scas without rep (a stosb byte loop clearing a page
- * table, pt-memset), and mov from a control register (every #PF handler reads
- * CR2). Each loop runs one instruction at a time (block_cache=0, the oracle),
- * as uops and compiled; registers, flags, memory and the retired count must
- * agree, and with the cache on every iteration must have run inside a block.
- * A rep string instruction still runs alone (it counts steps against the
- * budget and may yield).
+ * table, pt-memset), mov from a control register (every #PF handler reads
+ * CR2), and mov to CR3, which ends its block. Each loop runs one instruction
+ * at a time (block_cache=0, the oracle), as uops and compiled; registers,
+ * flags, memory and the retired count must agree, and with the cache on every
+ * iteration must have run inside a block. A rep string instruction still runs
+ * alone (it counts steps against the budget and may yield).
  */
 import { describe, it, expect } from "vitest";
-import { TestCpu, CODE_ADDR, PML4_ADDR } from "../support/longmode.js";
+import { TestCpu, CODE_ADDR, PML4_ADDR, ATTR_DATA32 } from "../support/longmode.js";
 import type { MmuKnobs } from "../../src/mmu/knobs.js";
 
 const SRC = 0x10000, DST = 0x20000, SPAN = 0x1000;
@@ -98,4 +98,37 @@ describe("string instructions and mov from CR inside blocks", () => {
     for (const r of results) expect(r.ebx).toBe(50n * (0x12345n + cr0));
     expect(results.map((r) => r.alone)).toEqual([301n, 1n, 1n]); // 50 x 6 and the hlt; with the cache, only the hlt runs alone
   });
+
+  it("mov to CR3 ends its block: the next instruction comes from the new tables, never through a stale link", () => {
+    // root B maps the code page to another frame, whose bytes differ only after the mov cr3
+    const ROOT_B = 0x50000, OTHER = 0x60000;
+    const tail = (ebx: number) => [0x0f, 0x22, 0xd8, 0xbb, ebx, 0, 0, 0, 0x48, 0xff, 0xc9, 0x75, 0xf0, 0xf4]; // mov cr3, rax; mov ebx, n; dec rcx; jnz (to the mov rax, rdx before); hlt
+    const results = MODES.map(({ knobs }) => {
+      const cpu = new TestCpu(undefined, knobs);
+      cpu.enterLongModeUser();
+      // CPL 0: a 64-bit ring-0 code segment and a ring-0 stack segment
+      cpu.vcpu.setSeg("cs", { selector: 0x08, base: 0n, limit: 0xffffffff, attr: 0xb | (1 << 4) | (1 << 7) | (1 << 13) | (1 << 15) });
+      cpu.vcpu.setSeg("ss", { selector: 0x10, base: 0n, limit: 0xffffffff, attr: ATTR_DATA32 });
+      for (let i = 0; i < 4; i++) cpu.write(ROOT_B + i * 0x1000, cpu.view(PML4_ADDR + i * 0x1000, 4096).slice());
+      const dv = (a: number) => new DataView(cpu.view(a, 4096).buffer, cpu.view(a, 4096).byteOffset, 4096);
+      for (let i = 0; i < 3; i++) dv(ROOT_B + i * 0x1000).setBigUint64(0, BigInt(ROOT_B + (i + 1) * 0x1000) | 0x67n, true);
+      dv(ROOT_B + 0x3000).setBigUint64((CODE_ADDR >> 12) * 8, BigInt(OTHER) | 0x67n, true);
+      cpu.write(CODE_ADDR, Uint8Array.from([0x48, 0x89, 0xd0, ...tail(1)])); // mov rax, rdx first
+      cpu.write(OTHER, Uint8Array.from([0x48, 0x89, 0xd0, ...tail(2)]));
+      const run = (root: number, n: number) => {
+        cpu.vcpu.set64(cpu.vm.core.k.VCPU_CR3, BigInt(PML4_ADDR));
+        cpu.vcpu.pagingStateChanged();
+        cpu.gpr[RDX] = BigInt(root); cpu.gpr[RCX] = BigInt(n); cpu.rip = BigInt(CODE_ADDR);
+        expect(cpu.run(100_000)).toBe("HLT");
+        cpu.vcpu.u32(cpu.vm.core.k.VCPU_HALTED, 0);
+        return cpu.gpr[RBX];
+      };
+      const same = run(PML4_ADDR, 50); // the loop under root A only: links and (compiled) code for its blocks
+      const switched = run(ROOT_B, 1); // one switch to B: the mov ebx after it is B's
+      return { same, switched, alone: cpu.instructions - (cpu.vcpu.stats().block_insns ?? 0n) };
+    });
+    for (const r of results) expect({ same: r.same, switched: r.switched }).toEqual({ same: 1n, switched: 2n });
+    expect(results.map((r) => r.alone)).toEqual([results[0]!.alone, 2n, 2n]); // with the cache only the two hlts run alone
+  });
 });
+
