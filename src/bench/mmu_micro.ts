@@ -45,6 +45,9 @@ export interface MmuMicro {
   freshPagePrefetchNs?: number;
   /** ns per software-TLB miss on a load whose translation is cached below the TLB (shadow: the spte walk; tdp: the guest walk). */
   tlbMissNs: number;
+  /** ns per guest #PF on a not-present guest entry: the shadow fault that finds it (guest walk, injection), delivery through the IDT, a 3-instruction handler and iretq. */
+  guestPfNs: number;
+  guestPfs: number;
   /** ns per guest write to a shadowed gpte (PT_WRITE exit, kvm_mmu_pte_write, TLB flush and refill); undefined in tdp mode. */
   gpteWriteNs?: number;
   gpteWrites: number;
@@ -52,7 +55,7 @@ export interface MmuMicro {
   faults: number;
   counters: {
     hit: Record<string, bigint>; miss: Record<string, bigint>; fault: Record<string, bigint>; tlbMiss: Record<string, bigint>;
-    prefetch?: Record<string, bigint>; gpteWrite?: Record<string, bigint>;
+    prefetch?: Record<string, bigint>; guestPf: Record<string, bigint>; gpteWrite?: Record<string, bigint>;
   };
 }
 
@@ -154,6 +157,43 @@ function faultCost(module: WebAssembly.Module, mode: MmuMode, pages: number, pre
   return { ns: mode === "shadow" ? (first - second) / pages : undefined, missNs: (second - hits) / pages, counters, missCounters };
 }
 
+// A guest #PF and back: a load from a page whose PDE is not present (above
+// the MAP_MIB mapped), delivered through a 64-bit IDT gate to a handler that
+// drops the error code, steps RIP over the 2-byte load and returns with
+// iretq. Against the same loop loading from a mapped page. Shadow mode: the
+// TLB miss, the spte walk and the shadow fault whose guest walk finds the
+// entry not present and injects the #PF (pf_guest), as KVM with EPT off;
+// tdp: the guest walk on the TLB miss raises it.
+const GDT = 0x7000, IDT = 0x7800, HANDLER = 0x9000, STACK = 0x7000;
+// handler: add rsp, 8; add qword [rsp], 2; iretq
+const PF_HANDLER = [0x48, 0x83, 0xc4, 0x08, 0x48, 0x83, 0x04, 0x24, 0x02, 0x48, 0xcf];
+// loop: mov al, [rsi]; dec ecx; jnz loop; hlt
+const LOAD_LOOP = [0x8a, 0x06, 0xff, 0xc9, 0x75, 0xfa, 0xf4];
+function guestPfCost(module: WebAssembly.Module, mode: MmuMode, n: number): { ns: number; counters: Record<string, bigint> } {
+  const { vm, cpu } = setup(module, mode, {});
+  const dv = new DataView(vm.memory.buffer, vm.ramBase);
+  dv.setBigUint64(GDT + 8, 0x00af9a000000ffffn, true); // 0x08: 64-bit ring-0 code
+  dv.setBigUint64(GDT + 16, 0x00cf92000000ffffn, true); // 0x10: ring-0 data
+  const k = vm.core.k;
+  cpu.set64(k.VCPU_GDTR_BASE, BigInt(GDT));
+  cpu.u32(k.VCPU_GDTR_LIMIT, 3 * 8 - 1);
+  // vector 14: a 64-bit interrupt gate to HANDLER
+  dv.setUint32(IDT + 14 * 16, (0x08 << 16) | (HANDLER & 0xffff), true);
+  dv.setUint32(IDT + 14 * 16 + 4, (HANDLER & 0xffff0000) | 0x8e00, true);
+  cpu.set64(k.VCPU_IDTR_BASE, BigInt(IDT));
+  cpu.u32(k.VCPU_IDTR_LIMIT, 32 * 16 - 1);
+  vm.write(HANDLER, Uint8Array.from(PF_HANDLER));
+  const regs = (rsi: number, count: number) => ({ rsi: BigInt(rsi), rcx: BigInt(count), rsp: BigInt(STACK) });
+  const unmapped = MAP_MIB * MiB, mapped = DATA_BASE;
+  timed(vm, cpu, LOAD_LOOP, regs(unmapped, 200)); // warm up: tables shadowed, the core's code tiered up
+  timed(vm, cpu, LOAD_LOOP, regs(mapped, 200));
+  const base = best(() => timed(vm, cpu, LOAD_LOOP, regs(mapped, n)));
+  const before = cpu.stats();
+  const t = timed(vm, cpu, LOAD_LOOP, regs(unmapped, n));
+  const counters = diff(cpu.stats(), before);
+  return { ns: (best(() => timed(vm, cpu, LOAD_LOOP, regs(unmapped, n)), t) - base) / n, counters };
+}
+
 // Shadow mode: a guest write to a gpte the MMU shadows (the page table is
 // write-protected): a PT_WRITE exit, kvm_mmu_pte_write with the default
 // rules (update_pte installs the new spte, seed 002) and the TLB flush,
@@ -187,16 +227,20 @@ export function mmuMicro(module: WebAssembly.Module, mode: MmuMode, scale = 1): 
   const fault = faultCost(module, mode, pages, false);
   const prefetch = mode === "shadow" ? faultCost(module, mode, pages, true) : undefined;
   // enough writes that the host's exit path (TypeScript) runs warm: at 2,000 the figure was ~4x
+  const guestPfs = Math.max(200, Math.round(100_000 * scale));
+  const guestPf = guestPfCost(module, mode, guestPfs);
   const gpteWrites = Math.max(200, Math.round(30_000 * scale));
   const gpte = mode === "shadow" ? ptWriteCost(module, gpteWrites) : undefined;
-  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault.ns, freshPagePrefetchNs: prefetch?.ns, tlbMissNs: fault.missNs, gpteWriteNs: gpte?.ns, gpteWrites, switches, faults: pages,
-    counters: { hit: hit.counters, miss: miss.counters, fault: fault.counters, tlbMiss: fault.missCounters, prefetch: prefetch?.counters, gpteWrite: gpte?.counters } };
+  return { mode, cr3HitNs: hit.ns, cr3MissNs: miss.ns, faultNs: fault.ns, freshPagePrefetchNs: prefetch?.ns, tlbMissNs: fault.missNs, guestPfNs: guestPf.ns, guestPfs,
+    gpteWriteNs: gpte?.ns, gpteWrites, switches, faults: pages,
+    counters: { hit: hit.counters, miss: miss.counters, fault: fault.counters, tlbMiss: fault.missCounters, prefetch: prefetch?.counters, guestPf: guestPf.counters,
+      gpteWrite: gpte?.counters } };
 }
 
 /** The markdown table for `shadow86 bench`. */
 export function mmuMicroTable(rows: MmuMicro[]): string {
-  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns | fresh page, pte_prefetch=1 ns | TLB miss ns | gpte write (PT_WRITE exit) ns |", "|---|---:|---:|---:|---:|---:|---:|"];
+  const out = ["| MMU mode | MOV CR3, cached root (prev_roots=1) ns | MOV CR3, prev_roots=0 ns | shadow page fault ns | fresh page, pte_prefetch=1 ns | TLB miss ns | guest #PF and iretq ns | gpte write (PT_WRITE exit) ns |", "|---|---:|---:|---:|---:|---:|---:|---:|"];
   const ns = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
-  for (const r of rows) out.push(`| ${r.mode} | ${ns(r.cr3HitNs)} | ${ns(r.cr3MissNs)} | ${ns(r.faultNs)} | ${ns(r.freshPagePrefetchNs)} | ${ns(r.tlbMissNs)} | ${ns(r.gpteWriteNs)} |`);
+  for (const r of rows) out.push(`| ${r.mode} | ${ns(r.cr3HitNs)} | ${ns(r.cr3MissNs)} | ${ns(r.faultNs)} | ${ns(r.freshPagePrefetchNs)} | ${ns(r.tlbMissNs)} | ${ns(r.guestPfNs)} | ${ns(r.gpteWriteNs)} |`);
   return out.join("\n");
 }

@@ -32,7 +32,7 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
   // where every whole run starts from; QEMU runs all of pt-memset in about that time
   process.stderr.write("bench: start-up floor (node alone, shadow86 to the first instruction, QEMU's whole pt-memset)...\n");
   const floor = startupFloor(cli, root, o.qemu ? oracle : undefined);
-  process.stderr.write("bench: MMU micro-benchmarks (MOV CR3, shadow page fault, TLB miss, gpte write)...\n");
+  process.stderr.write("bench: MMU micro-benchmarks (MOV CR3, shadow page fault, TLB miss, guest #PF, gpte write)...\n");
   const module = loadCoreModule();
   const micro = [mmuMicro(module, "shadow"), mmuMicro(module, "tdp")];
   const steadyMd = steadyTable(steady);
@@ -44,7 +44,7 @@ export function benchCommand(o: { json?: string; html?: string; only?: string; q
   }
   if (o.json) {
     const rows = results.map((r) => ({ ...r, qemuWallS: qemu.get(r.row.workload) }));
-    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, freshPagePrefetchNs: m.freshPagePrefetchNs, tlbMissNs: m.tlbMissNs, gpteWriteNs: m.gpteWriteNs,
+    const mmu = micro.map((m) => ({ mode: m.mode, cr3HitNs: m.cr3HitNs, cr3MissNs: m.cr3MissNs, faultNs: m.faultNs, freshPagePrefetchNs: m.freshPagePrefetchNs, tlbMissNs: m.tlbMissNs, guestPfNs: m.guestPfNs, gpteWriteNs: m.gpteWriteNs,
       switches: m.switches, faults: m.faults, gpteWrites: m.gpteWrites }));
     writeFileSync(o.json, JSON.stringify({ rows, steady, startup: floor, mmuMicro: mmu }, null, 2) + "\n");
   }

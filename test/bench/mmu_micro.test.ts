@@ -13,6 +13,14 @@ function tlbMissEveryPage(r: MmuMicro): void {
   expect(r.counters.tlbMiss.tlb_miss! >= BigInt(r.faults) && r.counters.tlbMiss.tlb_miss! <= BigInt(r.faults + 1)).toBe(true);
 }
 
+// Every load of the #PF loop is one guest #PF, delivered and returned from;
+// its only TLB miss is the faulting load (the IDT, GDT and stack hit).
+function guestPfEveryLoad(r: MmuMicro): void {
+  expect(r.counters.guestPf.pf_guest).toBe(BigInt(r.guestPfs));
+  expect(r.counters.guestPf.exceptions).toBe(BigInt(r.guestPfs));
+  expect(r.counters.guestPf.tlb_miss).toBe(BigInt(r.guestPfs));
+}
+
 describe("MMU micro-benchmarks", () => {
   const module = loadCoreModule();
   it("shadow: CR3 switches hit prev_roots (or rebuild with it off), every touched page is one shadow fault (one in 8 with pte_prefetch)", () => {
@@ -29,6 +37,7 @@ describe("MMU micro-benchmarks", () => {
     expect(r.counters.fault.pf_guest ?? 0n).toBe(0n);
     tlbMissEveryPage(r);
     expect(r.counters.tlbMiss.pf_fixed ?? 0n).toBe(0n);
+    guestPfEveryLoad(r);
     // every gpte write one PT_WRITE exit whose new spte kvm_mmu_pte_write installs (seed 002), none flooded
     expect(r.counters.gpteWrite!.pt_write_exits).toBe(BigInt(r.gpteWrites));
     expect(r.counters.gpteWrite!.mmu_pte_updated).toBe(BigInt(r.gpteWrites));
@@ -42,7 +51,8 @@ describe("MMU micro-benchmarks", () => {
     expect(r.counters.hit.prev_roots_hit ?? 0n).toBe(0n);
     expect(r.faultNs).toBeUndefined();
     tlbMissEveryPage(r);
+    guestPfEveryLoad(r);
     expect(r.gpteWriteNs).toBeUndefined();
-    expect(mmuMicroTable([r])).toMatch(/^\| tdp \| -?\d+ \| -?\d+ \| - \| - \| -?\d+ \| - \|$/m);
+    expect(mmuMicroTable([r])).toMatch(/^\| tdp \| -?\d+ \| -?\d+ \| - \| - \| -?\d+ \| -?\d+ \| - \|$/m);
   });
 });
