@@ -113,6 +113,22 @@ function diff(a: Record<string, bigint>, b: Record<string, bigint>): Record<stri
   return out;
 }
 
+/**
+ * ns per iteration of `code` with the registers of the operation measured
+ * (`regs(true, n)`) minus the same loop with the baseline's (`regs(false, n)`),
+ * both warmed up first (tables shadowed, the core's code tiered up), and the
+ * counters of one measured run.
+ */
+function loopCost(vm: Vm, cpu: Vcpu, code: number[], regs: (op: boolean, count: number) => Record<string, bigint>, n: number): { ns: number; counters: Record<string, bigint> } {
+  timed(vm, cpu, code, regs(true, 200));
+  timed(vm, cpu, code, regs(false, 200));
+  const base = best(() => timed(vm, cpu, code, regs(false, n)));
+  const before = cpu.stats();
+  const t = timed(vm, cpu, code, regs(true, n));
+  const counters = diff(cpu.stats(), before);
+  return { ns: (best(() => timed(vm, cpu, code, regs(true, n)), t) - base) / n, counters };
+}
+
 // loop: <op rax>; <op rbx>; dec ecx; jnz loop; hlt
 const cr3Loop = (op: number[][]) => [...op[0]!, ...op[1]!, 0xff, 0xc9, 0x75, -(op[0]!.length + op[1]!.length + 4) & 0xff, 0xf4];
 const MOV_CR3 = [[0x0f, 0x22, 0xd8], [0x0f, 0x22, 0xdb]]; // mov cr3, rax / rbx
@@ -183,15 +199,8 @@ function guestPfCost(module: WebAssembly.Module, mode: MmuMode, n: number): { ns
   cpu.set64(k.VCPU_IDTR_BASE, BigInt(IDT));
   cpu.u32(k.VCPU_IDTR_LIMIT, 32 * 16 - 1);
   vm.write(HANDLER, Uint8Array.from(PF_HANDLER));
-  const regs = (rsi: number, count: number) => ({ rsi: BigInt(rsi), rcx: BigInt(count), rsp: BigInt(STACK) });
   const unmapped = MAP_MIB * MiB, mapped = DATA_BASE;
-  timed(vm, cpu, LOAD_LOOP, regs(unmapped, 200)); // warm up: tables shadowed, the core's code tiered up
-  timed(vm, cpu, LOAD_LOOP, regs(mapped, 200));
-  const base = best(() => timed(vm, cpu, LOAD_LOOP, regs(mapped, n)));
-  const before = cpu.stats();
-  const t = timed(vm, cpu, LOAD_LOOP, regs(unmapped, n));
-  const counters = diff(cpu.stats(), before);
-  return { ns: (best(() => timed(vm, cpu, LOAD_LOOP, regs(unmapped, n)), t) - base) / n, counters };
+  return loopCost(vm, cpu, LOAD_LOOP, (op, count) => ({ rsi: BigInt(op ? unmapped : mapped), rcx: BigInt(count), rsp: BigInt(STACK) }), n);
 }
 
 // Shadow mode: a guest write to a gpte the MMU shadows (the page table is
@@ -206,15 +215,8 @@ const GPTE_WRITE_LOOP = [0x48, 0x89, 0x07, 0x48, 0x31, 0xd0, 0x8a, 0x1e, 0xff, 0
 export function ptWriteCost(module: WebAssembly.Module, writes: number): { ns: number; counters: Record<string, bigint> } {
   const { vm, cpu } = setup(module, "shadow", {});
   const data = DATA_BASE, gpte = PT_BASE + (data / 4096) * 8, plain = DATA_BASE + 0x10000;
-  const regs = (rdi: number, n: number) => ({ rax: BigInt(data) | PRESENT_RW_AD, rdx: 0x40n, rdi: BigInt(rdi), rsi: BigInt(data), rcx: BigInt(n) });
-  // warm up: the page table shadowed (and so write-protected), the core's code tiered up
-  timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, 200));
-  timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, 200));
-  const base = best(() => timed(vm, cpu, GPTE_WRITE_LOOP, regs(plain, writes)));
-  const before = cpu.stats();
-  const t = timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes));
-  const counters = diff(cpu.stats(), before);
-  return { ns: (best(() => timed(vm, cpu, GPTE_WRITE_LOOP, regs(gpte, writes)), t) - base) / writes, counters };
+  return loopCost(vm, cpu, GPTE_WRITE_LOOP,
+    (op, count) => ({ rax: BigInt(data) | PRESENT_RW_AD, rdx: 0x40n, rdi: BigInt(op ? gpte : plain), rsi: BigInt(data), rcx: BigInt(count) }), writes);
 }
 
 /** The MMU micro-benchmarks in one MMU mode. `scale` 1 is the benchmark; tests use less. */
