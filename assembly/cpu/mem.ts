@@ -300,30 +300,17 @@ let sys_saved_mask: u64 = 0;
 // supervisor side of a user page empty while SMEP/SMAP are on (tlb.ts), so a
 // hit is never an access SMAP forbids. Every exception delivery and iret
 // reads the IDT and the GDT: they no longer take a TLB miss each time.
-export function read_sys64(lin: u64): u64 {
-  const a = tlb_hit(lin & sys_mask, TLB_R_SUP, 8);
-  if (a != 0) return load<u64>(a);
+function read_sys(lin: u64, size: i32): u64 {
+  const a = tlb_hit(lin & sys_mask, TLB_R_SUP, size);
+  if (a != 0) return size == 8 ? load<u64>(a) : size == 4 ? <u64>load<u32>(a) : <u64>load<u16>(a);
   sys_begin();
-  const v = read_slow(lin, 8, ACC_IMPLICIT);
+  const v = read_slow(lin, size, ACC_IMPLICIT);
   sys_end();
   return v;
 }
-export function read_sys32(lin: u64): u32 {
-  const a = tlb_hit(lin & sys_mask, TLB_R_SUP, 4);
-  if (a != 0) return load<u32>(a);
-  sys_begin();
-  const v = <u32>read_slow(lin, 4, ACC_IMPLICIT);
-  sys_end();
-  return v;
-}
-export function read_sys16(lin: u64): u32 {
-  const a = tlb_hit(lin & sys_mask, TLB_R_SUP, 2);
-  if (a != 0) return <u32>load<u16>(a);
-  sys_begin();
-  const v = <u32>read_slow(lin, 2, ACC_IMPLICIT);
-  sys_end();
-  return v;
-}
+export function read_sys64(lin: u64): u64 { return read_sys(lin, 8); }
+export function read_sys32(lin: u64): u32 { return <u32>read_sys(lin, 4); }
+export function read_sys16(lin: u64): u32 { return <u32>read_sys(lin, 2); }
 export function write_sys32(lin: u64, v: u32): void {
   const a = tlb_hit(lin & sys_mask, TLB_W_SUP, 4);
   if (a != 0) { store<u32>(a, v); smc_check(a); return; }

@@ -83,7 +83,6 @@ function gpte_acc(gpte: u64, is64: bool): u32 {
   return a;
 }
 
-
 function audit_leaf(sp: usize, index: i32, sptep: usize, spte: u64): void {
   const role = sp_role(sp);
   const level = role_level(role);

@@ -38,7 +38,7 @@ export function runSteady(cli: string, cwd: string, oracle: string, qemu: boolea
 }
 
 /** The part of every whole run that is not the guest's (best of `n` wall times, seconds), and QEMU's whole run of the same image. */
-export interface StartupFloor { image: string; nodeS: number; firstInsnS: number; qemuS?: number; }
+export interface StartupFloor { image: string; runs: number; nodeS: number; firstInsnS: number; qemuS?: number; }
 
 /**
  * Node alone (`node -e 0`); shadow86 up to the first guest instruction of
@@ -57,7 +57,7 @@ export function startupFloor(cli: string, cwd: string, oracle: string | undefine
   };
   const elf = `guest-images/${image}.elf`;
   return {
-    image, nodeS: best(process.execPath, ["-e", "0"]),
+    image, runs: n, nodeS: best(process.execPath, ["-e", "0"]),
     firstInsnS: best(process.execPath, [cli, "-kernel", elf, "-q", "--max-instructions", "1"]),
     qemuS: oracle ? best(oracle, [elf]) : undefined,
   };
@@ -65,7 +65,7 @@ export function startupFloor(cli: string, cwd: string, oracle: string | undefine
 
 export function startupTable(f: StartupFloor): string {
   return [
-    `| start-up, best of 5 | node alone s | shadow86 to the first instruction of ${f.image} s | QEMU TCG, all of ${f.image} s |`,
+    `| start-up, best of ${f.runs} | node alone s | shadow86 to the first instruction of ${f.image} s | QEMU TCG, all of ${f.image} s |`,
     "|---|---:|---:|---:|",
     `| | ${f.nodeS.toFixed(3)} | ${f.firstInsnS.toFixed(3)} | ${f.qemuS === undefined ? "-" : f.qemuS.toFixed(3)} |`,
   ].join("\n");

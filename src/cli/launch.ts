@@ -8,7 +8,8 @@
  * node or V8 version or other V8 flags is rejected by V8 and the bundle is
  * compiled as usual, so the cache can only make a start faster, never wrong.
  * With SHADOW86_CODE_CACHE=write the run writes the cache at exit, holding
- * every function it compiled (the build does this with `knobs`).
+ * every function it compiled (the build does this at the end of a boot of
+ * guest-images/hello.elf, src/build/bundle.ts).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire, Module } from "node:module";
